@@ -1,0 +1,229 @@
+//! Reading a configuration document: YAML, `${ENV}` substitution, strict typed parsing of
+//! each section and list item on its own (so every problem is found in one pass), validation.
+
+use crate::env;
+use crate::types::{Config, ModelConfig, ProviderConfig, ServerConfig, StoreConfig};
+use crate::validate::{validate, Positions};
+use crate::{ConfigError, Problem};
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::Value;
+use std::path::Path;
+
+/// A configuration that passed validation, with the warnings worth showing an operator.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated configuration.
+    pub config: Config,
+    /// Risky but legal settings (literal secrets, plain HTTP on a public address, ...).
+    pub warnings: Vec<Problem>,
+}
+
+/// Reads and validates a configuration file, taking `${VAR}` values from the process environment.
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        problems: vec![Problem {
+            path: String::new(),
+            message: format!("cannot read {}: {e}", path.display()),
+        }],
+    })?;
+    load_str(&text, &|name| std::env::var(name).ok())
+}
+
+/// Parses and validates a configuration document with an explicit environment lookup.
+pub fn load_str(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let mut root: Value = match serde_yaml_ng::from_str(text) {
+        Ok(Value::Null) => Value::Mapping(Default::default()),
+        Ok(v) => v,
+        Err(e) => {
+            return Err(ConfigError {
+                problems: vec![problem("", format!("not valid YAML: {e}"))],
+            })
+        }
+    };
+    note_literal_secrets(&root, &mut warnings);
+    substitute_env(&mut root, String::new(), lookup, &mut problems);
+
+    let Value::Mapping(map) = root else {
+        return Err(ConfigError {
+            problems: vec![problem(
+                "",
+                "the document must be a mapping (server, store, providers, models)",
+            )],
+        });
+    };
+    let mut positions = Positions::default();
+    let mut config = Config {
+        server: ServerConfig::default(),
+        store: StoreConfig::default(),
+        providers: Vec::new(),
+        models: Vec::new(),
+    };
+    for (key, value) in map {
+        let Some(key) = key.as_str().map(str::to_owned) else {
+            problems.push(problem("", "top-level keys must be strings"));
+            continue;
+        };
+        match key.as_str() {
+            "server" => {
+                if let Some(v) = section::<ServerConfig>(&key, value, &mut problems) {
+                    config.server = v;
+                }
+            }
+            "store" => {
+                if let Some(v) = section::<StoreConfig>(&key, value, &mut problems) {
+                    config.store = v;
+                }
+            }
+            "providers" => {
+                positions.provider_names = raw_names(&value);
+                (config.providers, positions.providers) =
+                    items::<ProviderConfig>(&key, value, &mut problems);
+            }
+            "models" => {
+                (config.models, positions.models) = items::<ModelConfig>(&key, value, &mut problems)
+            }
+            other => problems.push(problem(
+                other,
+                "unknown field; expected one of: server, store, providers, models",
+            )),
+        }
+    }
+    validate(&config, &positions, &mut problems, &mut warnings);
+    if problems.is_empty() {
+        Ok(Loaded { config, warnings })
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+fn join(prefix: &str, inner: &str) -> String {
+    match (prefix.is_empty(), inner.is_empty() || inner == ".") {
+        (true, _) => inner.to_string(),
+        (false, true) => prefix.to_string(),
+        (false, false) if inner.starts_with('[') => format!("{prefix}{inner}"),
+        (false, false) => format!("{prefix}.{inner}"),
+    }
+}
+
+fn section<T: DeserializeOwned>(
+    path: &str,
+    value: Value,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner = e.path().to_string();
+            problems.push(problem(
+                join(path, &inner),
+                clean_message(e.inner().to_string()),
+            ));
+            None
+        }
+    }
+}
+
+/// Parses each list item on its own; returns the items that parsed and their positions.
+fn items<T: DeserializeOwned>(
+    path: &str,
+    value: Value,
+    problems: &mut Vec<Problem>,
+) -> (Vec<T>, Vec<usize>) {
+    match value {
+        Value::Null => (Vec::new(), Vec::new()),
+        Value::Sequence(seq) => seq
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                section::<T>(&format!("{path}[{i}]"), item, problems).map(|v| (v, i))
+            })
+            .unzip(),
+        _ => {
+            problems.push(problem(path, "must be a list"));
+            (Vec::new(), Vec::new())
+        }
+    }
+}
+
+/// Names given in a list, even for items that failed to parse (so references to them are not
+/// reported twice).
+fn raw_names(value: &Value) -> Vec<String> {
+    value
+        .as_sequence()
+        .map(|seq| {
+            seq.iter()
+                .filter_map(|item| item.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// serde_yaml messages end with a location that is meaningless once a section is re-parsed.
+fn clean_message(message: String) -> String {
+    match message.find(" at line ") {
+        Some(pos) => message[..pos].to_string(),
+        None => message,
+    }
+}
+
+fn substitute_env(
+    value: &mut Value,
+    path: String,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) {
+    match value {
+        Value::String(text) if text.contains('$') => match env::expand(text, lookup) {
+            Ok(expanded) => *text = expanded,
+            Err(missing) => {
+                for name in missing {
+                    problems.push(problem(
+                        path.clone(),
+                        format!("environment variable {name} is not set"),
+                    ));
+                }
+            }
+        },
+        Value::Sequence(seq) => {
+            for (i, item) in seq.iter_mut().enumerate() {
+                substitute_env(item, format!("{path}[{i}]"), lookup, problems);
+            }
+        }
+        Value::Mapping(map) => {
+            for (key, item) in map.iter_mut() {
+                let key = key.as_str().unwrap_or("?");
+                substitute_env(item, join(&path, key), lookup, problems);
+            }
+        }
+        Value::Tagged(tagged) => substitute_env(&mut tagged.value, path, lookup, problems),
+        _ => {}
+    }
+}
+
+fn note_literal_secrets(root: &Value, warnings: &mut Vec<Problem>) {
+    let Some(providers) = root.get("providers").and_then(Value::as_sequence) else {
+        return;
+    };
+    for (i, provider) in providers.iter().enumerate() {
+        if let Some(key) = provider.get("api_key").and_then(Value::as_str) {
+            if !env::references_env(key) {
+                warnings.push(problem(
+                    format!("providers[{i}].api_key"),
+                    "literal secret in the configuration file; prefer ${ENV_VAR}",
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The typed configuration document. Field names are a public contract: keep them.
+
+use crate::units::{ByteSize, Seconds};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listeners, limits, timeouts, TLS and logging.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where keys and (later) policies, audit and usage live.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Upstream LLM providers the gateway may call.
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    /// Public model names clients send, each routed to one provider.
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+}
+
+impl Config {
+    /// The embedded default a new user gets with no config file: the in-process `mock`
+    /// provider serving `mock-echo`, SQLite under ./portcullis-data/.
+    pub fn embedded_default() -> Config {
+        Config {
+            server: ServerConfig::default(),
+            store: StoreConfig::default(),
+            providers: vec![ProviderConfig {
+                name: "mock".into(),
+                kind: ProviderKind::Mock,
+                base_url: None,
+                api_key: None,
+                headers: BTreeMap::new(),
+                ca_bundle: None,
+            }],
+            models: vec![ModelConfig {
+                name: "mock-echo".into(),
+                provider: "mock".into(),
+                upstream_model: None,
+                price: None,
+            }],
+        }
+    }
+
+    /// Finds a provider by name.
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+}
+
+/// Listener and request-handling settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Data-plane address (clients).
+    pub listen: SocketAddr,
+    /// Control-plane address (operators); keep it private.
+    pub admin_listen: SocketAddr,
+    /// Largest request body accepted; larger bodies get 413.
+    pub max_body_size: ByteSize,
+    /// Time limits for upstream calls and shutdown.
+    pub timeouts: Timeouts,
+    /// TLS for the data-plane listener.
+    pub tls: Option<TlsConfig>,
+    /// TLS for the admin listener.
+    pub admin_tls: Option<TlsConfig>,
+    /// `human` (default) or `json` log lines on stderr.
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            max_body_size: ByteSize(10 * 1024 * 1024),
+            timeouts: Timeouts::default(),
+            tls: None,
+            admin_tls: None,
+            log_format: LogFormat::Human,
+        }
+    }
+}
+
+/// Time limits; each accepts "30s", "2m", "500ms" or a number of seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// TCP + TLS connect to an upstream.
+    pub connect: Seconds,
+    /// Whole upstream exchange for a non-streaming request; time to response headers for a stream.
+    pub request: Seconds,
+    /// Longest silence allowed between two chunks of a streamed response.
+    pub stream_idle: Seconds,
+    /// How long in-flight requests and streams may run on after SIGTERM/SIGINT.
+    pub shutdown_grace: Seconds,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Seconds(Duration::from_secs(10)),
+            request: Seconds(Duration::from_secs(600)),
+            stream_idle: Seconds(Duration::from_secs(120)),
+            shutdown_grace: Seconds(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// Certificate chain and private key files (PEM) for a listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line for log pipelines.
+    Json,
+}
+
+/// Store location.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db` or `postgres://user@host/db`.
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: "sqlite://portcullis-data/portcullis.db".into(),
+        }
+    }
+}
+
+/// Which API family a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// api.openai.com (or a proxy of it).
+    Openai,
+    /// Any server with OpenAI's API shape: vLLM, Ollama, LM Studio, Together, Groq, ...
+    OpenaiCompatible,
+    /// The built-in in-process echo provider, for trying the gateway without an account.
+    Mock,
+}
+
+impl ProviderKind {
+    /// The name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::OpenaiCompatible => "openai-compatible",
+            ProviderKind::Mock => "mock",
+        }
+    }
+
+    /// Base URL used when the configuration gives none.
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Openai => Some("https://api.openai.com/v1"),
+            ProviderKind::OpenaiCompatible | ProviderKind::Mock => None,
+        }
+    }
+}
+
+/// A secret value (after `${ENV}` substitution). Debug never prints it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// One upstream provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Name models refer to.
+    pub name: String,
+    /// API family.
+    pub kind: ProviderKind,
+    /// Overrides the kind's default endpoint (proxies, regions, local servers, test doubles).
+    pub base_url: Option<String>,
+    /// Provider credential; write `${ENV_VAR}` to keep it out of the file.
+    pub api_key: Option<Secret>,
+    /// Extra headers sent with every upstream request (values may use `${ENV_VAR}`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    /// PEM bundle of extra CA certificates trusted for this provider's HTTPS endpoint.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl ProviderConfig {
+    /// The effective base URL without a trailing slash.
+    pub fn effective_base_url(&self) -> Option<String> {
+        self.base_url
+            .as_deref()
+            .or(self.kind.default_base_url())
+            .map(|u| u.trim_end_matches('/').to_string())
+    }
+}
+
+/// A public model name and where it is served.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// What clients send as `model`.
+    pub name: String,
+    /// Name of the provider serving it.
+    pub provider: String,
+    /// What the provider is asked for; defaults to `name`.
+    pub upstream_model: Option<String>,
+    /// Prices per million tokens, for cost accounting.
+    pub price: Option<Price>,
+}
+
+impl ModelConfig {
+    /// The model name sent upstream.
+    pub fn upstream(&self) -> &str {
+        self.upstream_model.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// USD prices per million tokens.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Per million prompt tokens.
+    pub input_per_mtok: f64,
+    /// Per million completion tokens.
+    pub output_per_mtok: f64,
+}

@@ -1,0 +1,226 @@
+//! Checks that need the whole document: references, duplicates, values that parse but are unusable.
+
+use crate::types::{Config, ProviderKind, TlsConfig};
+use crate::Problem;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+/// Where the parsed list items stood in the document (items that failed to parse are absent
+/// from the typed config but still count for positions and names).
+#[derive(Debug, Default)]
+pub struct Positions {
+    /// Document index of each parsed provider.
+    pub providers: Vec<usize>,
+    /// Document index of each parsed model.
+    pub models: Vec<usize>,
+    /// Every provider name written in the document.
+    pub provider_names: Vec<String>,
+}
+
+/// Adds every error and warning about `config` to the given lists.
+pub fn validate(
+    config: &Config,
+    positions: &Positions,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) {
+    let mut push = |path: String, message: String| problems.push(Problem { path, message });
+    let server = &config.server;
+    if server.listen == server.admin_listen {
+        push(
+            "server.admin_listen".into(),
+            format!("must differ from server.listen ({})", server.listen),
+        );
+    }
+    if server.max_body_size.0 == 0 {
+        push(
+            "server.max_body_size".into(),
+            "must be greater than zero".into(),
+        );
+    }
+    let t = &server.timeouts;
+    for (name, value) in [
+        ("connect", t.connect),
+        ("request", t.request),
+        ("stream_idle", t.stream_idle),
+    ] {
+        if value.0.is_zero() {
+            push(
+                format!("server.timeouts.{name}"),
+                "must be greater than zero".into(),
+            );
+        }
+    }
+    for (path, tls) in [
+        ("server.tls", &server.tls),
+        ("server.admin_tls", &server.admin_tls),
+    ] {
+        if let Some(tls) = tls {
+            check_tls_files(path, tls, &mut push);
+        }
+    }
+    for (path, addr, tls) in [
+        ("server.listen", server.listen, &server.tls),
+        (
+            "server.admin_listen",
+            server.admin_listen,
+            &server.admin_tls,
+        ),
+    ] {
+        if tls.is_none() && !addr.ip().is_loopback() {
+            warnings.push(Problem {
+                path: path.into(),
+                message: format!("plain HTTP on non-loopback address {addr}: traffic and keys travel unencrypted; configure TLS"),
+            });
+        }
+    }
+    if !is_loopback(server.admin_listen) {
+        warnings.push(Problem {
+            path: "server.admin_listen".into(),
+            message: "the admin plane listens on a non-loopback address; keep it private".into(),
+        });
+    }
+
+    let url = &config.store.url;
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        push(
+            "store.url".into(),
+            "must start with sqlite:// or postgres://".into(),
+        );
+    }
+
+    let mut names = HashSet::new();
+    for (p, i) in config.providers.iter().zip(&positions.providers) {
+        let path = format!("providers[{i}]");
+        if p.name.trim().is_empty() {
+            push(format!("{path}.name"), "must not be empty".into());
+        } else if !names.insert(p.name.as_str()) {
+            push(
+                format!("{path}.name"),
+                format!("duplicate provider name '{}'", p.name),
+            );
+        }
+        match (p.kind, &p.base_url) {
+            (ProviderKind::Mock, Some(_)) => warnings.push(Problem {
+                path: format!("{path}.base_url"),
+                message: "the mock provider runs in-process; base_url is ignored".into(),
+            }),
+            (ProviderKind::OpenaiCompatible, None) => push(
+                format!("{path}.base_url"),
+                "required for kind openai-compatible (e.g. http://127.0.0.1:11434/v1)".into(),
+            ),
+            (_, Some(url)) => {
+                if let Err(why) = check_http_url(url) {
+                    push(format!("{path}.base_url"), why);
+                }
+            }
+            _ => {}
+        }
+        if p.kind == ProviderKind::Openai && p.api_key.is_none() {
+            push(
+                format!("{path}.api_key"),
+                "required for kind openai (write api_key: ${OPENAI_API_KEY})".into(),
+            );
+        }
+        if let Some(key) = &p.api_key {
+            if key.expose().is_empty() {
+                push(format!("{path}.api_key"), "is empty".into());
+            }
+        }
+        for (name, value) in &p.headers {
+            if !is_header_name(name) {
+                push(
+                    format!("{path}.headers.{name}"),
+                    "is not a valid HTTP header name".into(),
+                );
+            }
+            if value
+                .expose()
+                .bytes()
+                .any(|b| b == b'\r' || b == b'\n' || b == 0)
+            {
+                push(
+                    format!("{path}.headers.{name}"),
+                    "value contains control characters".into(),
+                );
+            }
+        }
+        if let Some(ca) = &p.ca_bundle {
+            if !ca.is_file() {
+                push(
+                    format!("{path}.ca_bundle"),
+                    format!("file {} not found", ca.display()),
+                );
+            }
+        }
+    }
+
+    let mut models = HashSet::new();
+    for (m, i) in config.models.iter().zip(&positions.models) {
+        let path = format!("models[{i}]");
+        if m.name.trim().is_empty() {
+            push(format!("{path}.name"), "must not be empty".into());
+        } else if !models.insert(m.name.as_str()) {
+            push(
+                format!("{path}.name"),
+                format!("duplicate model name '{}'", m.name),
+            );
+        }
+        if !positions.provider_names.iter().any(|n| *n == m.provider) {
+            push(
+                format!("{path}.provider"),
+                format!("no provider named '{}' is declared", m.provider),
+            );
+        }
+        if let Some(price) = &m.price {
+            for (field, v) in [
+                ("input_per_mtok", price.input_per_mtok),
+                ("output_per_mtok", price.output_per_mtok),
+            ] {
+                if !v.is_finite() || v < 0.0 {
+                    push(
+                        format!("{path}.price.{field}"),
+                        "must be a non-negative number".into(),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn is_loopback(addr: SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+fn check_tls_files(path: &str, tls: &TlsConfig, push: &mut impl FnMut(String, String)) {
+    for (field, file) in [("cert", &tls.cert), ("key", &tls.key)] {
+        if !file.is_file() {
+            push(
+                format!("{path}.{field}"),
+                format!("file {} not found", file.display()),
+            );
+        }
+    }
+}
+
+fn check_http_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("'{url}' must start with http:// or https://"))?;
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("'{url}' has no valid host"));
+    }
+    Ok(())
+}
+
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}

@@ -1,0 +1,166 @@
+use portcullis_config::{load_str, ProviderKind};
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "OPENAI_API_KEY" => Some("sk-test".into()),
+        _ => None,
+    }
+}
+
+const ISSUE_EXAMPLE: &str = r#"
+server:
+  listen: 127.0.0.1:8080
+  admin_listen: 127.0.0.1:8081
+store:
+  url: sqlite://portcullis-data/portcullis.db   # or postgres://user@host/db
+providers:
+  - name: openai
+    kind: openai
+    base_url: https://api.openai.com/v1
+    api_key: ${OPENAI_API_KEY}
+  - name: local-llama
+    kind: openai-compatible
+    base_url: http://127.0.0.1:11434/v1
+models:
+  - name: gpt-4o-mini            # what clients send as "model"
+    provider: openai
+    upstream_model: gpt-4o-mini  # what the provider is asked for (defaults to name)
+    price: { input_per_mtok: 0.15, output_per_mtok: 0.60 }
+  - name: llama-3-8b
+    provider: local-llama
+    upstream_model: llama3:8b
+"#;
+
+#[test]
+fn the_documented_example_loads() {
+    let loaded = load_str(ISSUE_EXAMPLE, &env).expect("example must load");
+    let c = loaded.config;
+    assert_eq!(c.providers.len(), 2);
+    assert_eq!(c.providers[0].kind, ProviderKind::Openai);
+    assert_eq!(c.providers[0].api_key.as_ref().unwrap().expose(), "sk-test");
+    assert_eq!(c.models[1].upstream(), "llama3:8b");
+    assert_eq!(c.models[0].price.unwrap().output_per_mtok, 0.60);
+    assert_eq!(c.server.max_body_size.0, 10 * 1024 * 1024);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_path() {
+    let doc = r#"
+server:
+  listen: 127.0.0.1:9000
+  bogus: 1
+providers:
+  - name: a
+    kind: openai
+    api_key: ${MISSING_KEY}
+  - name: b
+    kind: not-a-kind
+  - name: c
+    kind: openai-compatible
+models:
+  - name: m1
+    provider: nowhere
+  - name: m2
+    provider: a
+    colour: blue
+extra: true
+"#;
+    let err = load_str(doc, &env).unwrap_err();
+    let rendered: Vec<String> = err.problems.iter().map(|p| p.to_string()).collect();
+    let has = |needle: &str| rendered.iter().any(|p| p.contains(needle));
+    assert!(has("server.bogus: unknown field"), "{rendered:#?}");
+    assert!(
+        has("providers[0].api_key: environment variable MISSING_KEY is not set"),
+        "{rendered:#?}"
+    );
+    assert!(
+        has("providers[1].kind: unknown variant `not-a-kind`"),
+        "{rendered:#?}"
+    );
+    assert!(has("providers[2].base_url: required"), "{rendered:#?}");
+    assert!(
+        has("models[0].provider: no provider named 'nowhere'"),
+        "{rendered:#?}"
+    );
+    assert!(has("models[1].colour: unknown field"), "{rendered:#?}");
+    assert!(has("extra: unknown field"), "{rendered:#?}");
+    assert_eq!(err.problems.len(), 7, "{rendered:#?}");
+}
+
+#[test]
+fn literal_keys_and_public_plain_http_warn() {
+    let doc = r#"
+server:
+  listen: 0.0.0.0:8080
+providers:
+  - name: o
+    kind: openai
+    api_key: sk-literal
+"#;
+    let loaded = load_str(doc, &env).unwrap();
+    let w: Vec<String> = loaded.warnings.iter().map(|p| p.to_string()).collect();
+    assert!(
+        w.iter()
+            .any(|p| p.starts_with("providers[0].api_key: literal secret")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter().any(|p| p.starts_with("server.listen: plain HTTP")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn bad_values_are_rejected() {
+    let doc = r#"
+server:
+  max_body_size: 10 parsecs
+  timeouts: { connect: soon }
+store:
+  url: mysql://x
+providers:
+  - name: x
+    kind: openai-compatible
+    base_url: ftp://example.com
+    headers: { "bad header": v }
+"#;
+    let err = load_str(doc, &env).unwrap_err();
+    let rendered: Vec<String> = err.problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        rendered
+            .iter()
+            .any(|p| p.starts_with("server.max_body_size")),
+        "{rendered:#?}"
+    );
+    assert!(
+        rendered.iter().any(|p| p.starts_with("store.url")),
+        "{rendered:#?}"
+    );
+    assert!(
+        rendered
+            .iter()
+            .any(|p| p.starts_with("providers[0].base_url")),
+        "{rendered:#?}"
+    );
+    assert!(
+        rendered
+            .iter()
+            .any(|p| p.starts_with("providers[0].headers.bad header")),
+        "{rendered:#?}"
+    );
+}
+
+#[test]
+fn empty_document_is_the_default_without_providers() {
+    let loaded = load_str("", &env).unwrap();
+    assert!(loaded.config.providers.is_empty());
+    assert_eq!(loaded.config.server.listen.port(), 8080);
+}
+
+#[test]
+fn secrets_do_not_leak_through_debug() {
+    let loaded = load_str(ISSUE_EXAMPLE, &env).unwrap();
+    let debug = format!("{:?}", loaded.config);
+    assert!(!debug.contains("sk-test"));
+}
