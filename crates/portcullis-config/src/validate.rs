@@ -169,7 +169,7 @@ pub fn validate(
                 format!("duplicate model name '{}'", m.name),
             );
         }
-        if !positions.provider_names.iter().any(|n| *n == m.provider) {
+        if !positions.provider_names.contains(&m.provider) {
             push(
                 format!("{path}.provider"),
                 format!("no provider named '{}' is declared", m.provider),
