@@ -1,0 +1,254 @@
+//! OpenAI-compatible shapes: chat completion and embeddings requests (read only as far as
+//! the gateway needs; every other field passes through untouched), usage, and errors.
+
+use crate::WireError;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A client's JSON request body whose `model` the gateway must read and rewrite, keeping
+/// every other field as sent (unknown fields round-trip to OpenAI-family upstreams).
+#[derive(Debug, Clone)]
+pub struct PassthroughRequest {
+    /// The public model name the client asked for.
+    pub model: String,
+    /// `"stream": true` was requested.
+    pub stream: bool,
+    /// The client itself asked for a final usage chunk (`stream_options.include_usage`).
+    pub client_wants_usage: bool,
+    fields: Map<String, Value>,
+}
+
+impl PassthroughRequest {
+    /// Parses a body that must be a JSON object with a string `model`.
+    pub fn parse(body: &[u8]) -> Result<PassthroughRequest, WireError> {
+        let fields: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
+            let message = if e.is_data() {
+                "request body must be a JSON object".to_string()
+            } else {
+                format!("request body is not valid JSON: {e}")
+            };
+            WireError::Malformed {
+                message,
+                param: None,
+            }
+        })?;
+        let model = match fields.get("model") {
+            Some(Value::String(m)) if !m.is_empty() => m.clone(),
+            Some(_) => {
+                return Err(WireError::field(
+                    "model",
+                    "'model' must be a non-empty string",
+                ))
+            }
+            None => {
+                return Err(WireError::field(
+                    "model",
+                    "missing required parameter: 'model'",
+                ))
+            }
+        };
+        let stream = match fields.get("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(WireError::field("stream", "'stream' must be a boolean")),
+        };
+        let client_wants_usage = fields
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok(PassthroughRequest {
+            model,
+            stream,
+            client_wants_usage,
+            fields,
+        })
+    }
+
+    /// Checks that a required field is present (e.g. `messages` for chat, `input` for embeddings).
+    pub fn require(&self, field: &str, expect_array: bool) -> Result<(), WireError> {
+        match self.fields.get(field) {
+            None | Some(Value::Null) => Err(WireError::field(
+                field,
+                format!("missing required parameter: '{field}'"),
+            )),
+            Some(Value::Array(a)) if expect_array && a.is_empty() => Err(WireError::field(
+                field,
+                format!("'{field}' must not be empty"),
+            )),
+            Some(Value::Array(_)) => Ok(()),
+            Some(_) if expect_array => Err(WireError::field(
+                field,
+                format!("'{field}' must be an array"),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// A field as sent by the client.
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.fields.get(field)
+    }
+
+    /// The body to send upstream: `model` replaced by the upstream name and, for streams,
+    /// usage requested so the gateway can account tokens.
+    pub fn to_upstream_body(&self, upstream_model: &str) -> Vec<u8> {
+        let mut fields = self.fields.clone();
+        fields.insert("model".into(), Value::String(upstream_model.to_string()));
+        if self.stream && !self.client_wants_usage {
+            let options = fields
+                .entry("stream_options")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(o) = options {
+                o.insert("include_usage".into(), Value::Bool(true));
+            } else {
+                *options = serde_json::json!({"include_usage": true});
+            }
+        }
+        serde_json::to_vec(&fields).unwrap_or_default()
+    }
+}
+
+/// Token counts reported by an upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Usage {
+    /// Input tokens.
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    /// Output tokens.
+    #[serde(default)]
+    pub completion_tokens: u64,
+    /// Sum as reported.
+    #[serde(default)]
+    pub total_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct WithUsage {
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+/// Reads `usage` from a complete (non-streamed) response or from one stream chunk.
+pub fn usage_of(json: &[u8]) -> Option<Usage> {
+    serde_json::from_slice::<WithUsage>(json).ok()?.usage
+}
+
+/// The error body OpenAI clients parse: `{"error":{"message","type","param","code"}}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorEnvelope<'a> {
+    /// The error itself.
+    pub error: ErrorDetail<'a>,
+}
+
+/// Fields of an OpenAI error.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorDetail<'a> {
+    /// Human-readable explanation.
+    pub message: &'a str,
+    /// Error family, e.g. `invalid_request_error`.
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    /// The request field at fault, if any.
+    pub param: Option<&'a str>,
+    /// Machine-readable code, e.g. `invalid_api_key`.
+    pub code: Option<&'a str>,
+}
+
+/// Serializes an OpenAI error body.
+pub fn error_body(message: &str, kind: &str, code: Option<&str>, param: Option<&str>) -> Vec<u8> {
+    serde_json::to_vec(&ErrorEnvelope {
+        error: ErrorDetail {
+            message,
+            kind,
+            param,
+            code,
+        },
+    })
+    .unwrap_or_default()
+}
+
+/// Extracts `error.message` from an upstream's OpenAI-shaped error body.
+pub fn upstream_error_message(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let message = v.get("error")?;
+    match message {
+        Value::String(s) => Some(s.clone()),
+        other => other.get("message")?.as_str().map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passthrough_keeps_unknown_fields_and_rewrites_model() {
+        let body = br#"{"model":"pub","messages":[{"role":"user","content":"hi"}],"x_vendor":{"a":1},"temperature":0.2}"#;
+        let req = PassthroughRequest::parse(body).unwrap();
+        assert_eq!(req.model, "pub");
+        assert!(!req.stream);
+        req.require("messages", true).unwrap();
+        let out: Value = serde_json::from_slice(&req.to_upstream_body("up")).unwrap();
+        assert_eq!(out["model"], "up");
+        assert_eq!(out["x_vendor"]["a"], 1);
+        assert_eq!(out["temperature"], 0.2);
+        assert!(out.get("stream_options").is_none());
+    }
+
+    #[test]
+    fn streams_request_usage_without_losing_client_options() {
+        let req = PassthroughRequest::parse(
+            br#"{"model":"m","stream":true,"messages":[1],"stream_options":{"other":1}}"#,
+        )
+        .unwrap();
+        assert!(req.stream && !req.client_wants_usage);
+        let out: Value = serde_json::from_slice(&req.to_upstream_body("m")).unwrap();
+        assert_eq!(out["stream_options"]["include_usage"], true);
+        assert_eq!(out["stream_options"]["other"], 1);
+        let req = PassthroughRequest::parse(
+            br#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#,
+        )
+        .unwrap();
+        assert!(req.client_wants_usage);
+    }
+
+    #[test]
+    fn malformed_bodies_name_the_problem() {
+        let e = PassthroughRequest::parse(b"{not json").unwrap_err();
+        assert!(e.to_string().contains("not valid JSON"));
+        let e = PassthroughRequest::parse(b"[1,2]").unwrap_err();
+        assert!(e.to_string().contains("JSON object"));
+        let e = PassthroughRequest::parse(br#"{"messages":[]}"#).unwrap_err();
+        assert_eq!(
+            e,
+            WireError::field("model", "missing required parameter: 'model'")
+        );
+        let e = PassthroughRequest::parse(br#"{"model":5}"#).unwrap_err();
+        assert!(e.to_string().contains("non-empty string"));
+        let e = PassthroughRequest::parse(br#"{"model":"m","stream":"yes"}"#).unwrap_err();
+        assert!(e.to_string().contains("boolean"));
+        let req = PassthroughRequest::parse(br#"{"model":"m","messages":[]}"#).unwrap();
+        assert!(req.require("messages", true).is_err());
+        assert!(req.require("input", false).is_err());
+    }
+
+    #[test]
+    fn usage_and_errors() {
+        let u = usage_of(
+            br#"{"id":"x","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#,
+        )
+        .unwrap();
+        assert_eq!(u.total_tokens, 7);
+        assert!(usage_of(br#"{"usage":null}"#).is_none());
+        let body = error_body("bad", "invalid_request_error", Some("c"), None);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], Value::Null);
+        assert_eq!(upstream_error_message(&body).as_deref(), Some("bad"));
+        assert_eq!(
+            upstream_error_message(br#"{"error":"plain"}"#).as_deref(),
+            Some("plain")
+        );
+    }
+}
