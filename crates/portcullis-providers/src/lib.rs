@@ -1,1 +1,10 @@
-//! portcullis-providers
+//! Upstream providers: how to reach each configured provider (endpoint, credentials,
+//! headers, TLS trust, timeouts) and how its failures are classified. The built-in `mock`
+//! kind answers in-process so a new user can try the gateway without an account.
+
+mod client;
+mod error;
+mod mock;
+
+pub use client::{Provider, Providers, UpstreamBody, UpstreamResponse};
+pub use error::{BuildError, UpstreamError};
