@@ -1,0 +1,205 @@
+//! Child processes: the mock upstream and the gateway, started on free loopback ports
+//! and killed when their guard drops (normal exit, error, panic or Ctrl-C).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::load::{self, Target};
+
+/// How long a child may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running child process that is killed and reaped when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    name: &'static str,
+    child: Child,
+}
+
+impl Proc {
+    /// The operating-system process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails if the process has already exited.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        match self.child.try_wait()? {
+            None => Ok(()),
+            Some(status) => bail!("{} exited unexpectedly ({status})", self.name),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A per-run scratch directory (config, database), removed when dropped.
+#[derive(Debug)]
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// Creates a fresh directory under the system temp dir.
+    pub fn new() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("portcullis-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Asks the OS for a free loopback port (bind to port 0, then release it).
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts the mock upstream on an OS-chosen port and returns it with its address,
+/// parsed from the `listening on http://ADDR` line it prints once bound.
+pub fn start_mock(bin: &Path, log: &Path) -> Result<(Proc, SocketAddr)> {
+    let log_file = File::create(log).with_context(|| format!("create {}", log.display()))?;
+    let child = Command::new(bin)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .with_context(|| format!("start mock {}", bin.display()))?;
+    let mut proc = Proc {
+        name: "mock upstream",
+        child,
+    };
+    let stdout = proc.child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Report the listening line, then keep draining so the mock never blocks on stdout.
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = line.trim().strip_prefix("listening on http://") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(addr.trim_end_matches('/').to_owned());
+                }
+            }
+        }
+    });
+    let addr = rx.recv_timeout(START_TIMEOUT).map_err(|_| {
+        let exited = proc.ensure_running().err();
+        anyhow!(
+            "mock did not print `listening on http://ADDR` within {} s{} (see {})",
+            START_TIMEOUT.as_secs(),
+            exited.map(|e| format!(": {e}")).unwrap_or_default(),
+            log.display()
+        )
+    })?;
+    let addr: SocketAddr = addr
+        .parse()
+        .with_context(|| format!("mock printed an unparsable address {addr:?}"))?;
+    Ok((proc, addr))
+}
+
+/// Addresses and files of a gateway configured for the benchmark.
+#[derive(Debug)]
+pub struct GatewayConfig {
+    /// The YAML config file.
+    pub path: PathBuf,
+    /// Data-plane address.
+    pub listen: SocketAddr,
+}
+
+/// Writes the gateway config: key auth (via the store), JSON access log, one model
+/// `bench-model` routed to the mock at `mock`.
+pub fn write_gateway_config(dir: &Path, mock: SocketAddr) -> Result<GatewayConfig> {
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let admin = free_port()?;
+    let yaml = format!(
+        "server:\n  listen: {listen}\n  admin_listen: 127.0.0.1:{admin}\n  log_format: json\n\
+         store:\n  url: sqlite://{db}\n\
+         providers:\n  - name: mock\n    kind: openai-compatible\n    base_url: http://{mock}/v1\n\
+         models:\n  - name: bench-model\n    provider: mock\n    upstream_model: bench-model\n",
+        db = dir.join("portcullis.db").display(),
+    );
+    let path = dir.join("portcullis.yaml");
+    std::fs::write(&path, yaml).with_context(|| format!("write {}", path.display()))?;
+    Ok(GatewayConfig { path, listen })
+}
+
+/// Creates an API key with `portcullis keys create` and returns it.
+pub fn create_key(bin: &Path, config: &GatewayConfig) -> Result<String> {
+    let out = Command::new(bin)
+        .args(["keys", "create", "--config"])
+        .arg(&config.path)
+        .args(["--name", "bench"])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("run {} keys create", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "`portcullis keys create` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let stdout = String::from_utf8(out.stdout).context("key is not UTF-8")?;
+    let key = stdout.trim();
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        bail!("`portcullis keys create` printed {stdout:?}, expected the key alone");
+    }
+    Ok(key.to_owned())
+}
+
+/// Starts `portcullis serve`, with stdout and stderr (the access log) going to `log`,
+/// and waits until `GET /healthz` answers 200.
+pub async fn start_gateway(bin: &Path, config: &GatewayConfig, log: &Path) -> Result<Proc> {
+    let log_file = File::create(log).with_context(|| format!("create {}", log.display()))?;
+    let child = Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(&config.path)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .spawn()
+        .with_context(|| format!("start gateway {}", bin.display()))?;
+    let mut proc = Proc {
+        name: "gateway",
+        child,
+    };
+    let health = Target::get("gateway", config.listen, "/healthz")?;
+    let started = Instant::now();
+    loop {
+        proc.ensure_running()
+            .with_context(|| format!("see {}", log.display()))?;
+        match load::probe(&health).await {
+            Ok(_) => return Ok(proc),
+            Err(e) if started.elapsed() > START_TIMEOUT => {
+                return Err(e.context(format!(
+                    "gateway not healthy within {} s (see {})",
+                    START_TIMEOUT.as_secs(),
+                    log.display()
+                )))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
