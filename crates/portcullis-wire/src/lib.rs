@@ -2,7 +2,10 @@
 //! reads, its error envelope, and an incremental Server-Sent-Events splitter. Pure logic,
 //! so it is fast to test and safe to fuzz.
 
+pub mod anthropic;
+pub mod ir;
 pub mod openai;
+pub mod openai_chat;
 pub mod sse;
 
 /// Why a client body could not be used. Messages are safe to return to the client.
