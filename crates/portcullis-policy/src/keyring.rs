@@ -5,6 +5,7 @@
 use crate::keys::hash_key;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// Why a presented key was not accepted. The messages never include the key.
@@ -37,6 +38,7 @@ pub struct KeyEntry {
     pub revoked_at: Option<i64>,
     model_globs: Vec<String>,
     models: Option<GlobSet>,
+    last_used: AtomicI64,
 }
 
 impl KeyEntry {
@@ -75,7 +77,14 @@ impl KeyEntry {
             revoked_at,
             model_globs,
             models,
+            last_used: AtomicI64::new(0),
         }
+    }
+
+    /// Unix seconds of the latest successful authentication seen by this process (0 = none),
+    /// flushed to the store in the background so stale keys can be found.
+    pub fn last_used(&self) -> i64 {
+        self.last_used.load(Ordering::Relaxed)
     }
 
     /// Whether this key may call the public model `model`.
@@ -112,6 +121,11 @@ impl KeyRing {
         KeyRing { by_hash }
     }
 
+    /// Every entry, for background bookkeeping (last-use flushing).
+    pub fn entries(&self) -> impl Iterator<Item = &Arc<KeyEntry>> {
+        self.by_hash.values()
+    }
+
     /// Number of keys known.
     pub fn len(&self) -> usize {
         self.by_hash.len()
@@ -133,6 +147,9 @@ impl KeyRing {
         }
         if entry.expires_at.is_some_and(|at| now >= at) {
             return Err(AuthError::Expired);
+        }
+        if entry.last_used.load(Ordering::Relaxed) != now {
+            entry.last_used.store(now, Ordering::Relaxed);
         }
         Ok(entry.clone())
     }

@@ -40,6 +40,7 @@ pub struct Provider {
     pub kind: ProviderKind,
     base_url: String,
     headers: HeaderMap,
+    secrets: Vec<String>,
     client: reqwest::Client,
     request_timeout: Duration,
     stream_idle_timeout: Duration,
@@ -121,15 +122,35 @@ impl Provider {
             value.set_sensitive(true);
             headers.insert(http::header::AUTHORIZATION, value);
         }
+        let secrets = config
+            .api_key
+            .iter()
+            .chain(config.headers.values())
+            .map(|s| s.expose().to_string())
+            .filter(|s| s.len() >= 4)
+            .collect();
         Ok(Provider {
             name: config.name.clone(),
             kind: config.kind,
             base_url: config.effective_base_url().unwrap_or_default(),
             headers,
+            secrets,
             client,
             request_timeout: timeouts.request.0,
             stream_idle_timeout: timeouts.stream_idle.0,
         })
+    }
+
+    /// Removes this provider's credentials from text that came back from the upstream
+    /// (some providers echo the key in their error messages) before it goes anywhere else.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "***");
+            }
+        }
+        out
     }
 
     /// POSTs a JSON body to `path` (e.g. `/chat/completions`) under the provider's base URL.

@@ -30,10 +30,18 @@ pub fn init(format: Format) -> anyhow::Result<LogGuard> {
         .lossy(true)
         .finish(std::io::stderr());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(writer);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi);
     let result = match format {
         Format::Human => builder.try_init(),
-        Format::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        Format::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
     };
     result.map_err(|e| anyhow::anyhow!("cannot install logger: {e}"))?;
     Ok(LogGuard { _worker: worker })

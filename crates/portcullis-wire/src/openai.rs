@@ -131,7 +131,13 @@ struct WithUsage {
 
 /// Reads `usage` from a complete (non-streamed) response or from one stream chunk.
 pub fn usage_of(json: &[u8]) -> Option<Usage> {
-    serde_json::from_slice::<WithUsage>(json).ok()?.usage
+    parse_usage(json).ok()?
+}
+
+/// Like `usage_of`, but tells a body that is not JSON at all (a broken upstream) apart
+/// from one that simply carries no usage.
+pub fn parse_usage(json: &[u8]) -> Result<Option<Usage>, serde_json::Error> {
+    serde_json::from_slice::<WithUsage>(json).map(|w| w.usage)
 }
 
 /// The error body OpenAI clients parse: `{"error":{"message","type","param","code"}}`.

@@ -1,1 +1,124 @@
-fn main() {}
+//! The `portcullis` command: run the gateway, check configuration, manage virtual keys.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Portcullis: an AI gateway in front of LLM providers.
+#[derive(Parser)]
+#[command(name = "portcullis", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (embedded defaults when no --config is given).
+    Serve {
+        /// YAML configuration file.
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Manage virtual API keys (works on the store directly; a running gateway sees changes within a second).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file and print every problem with its path.
+    Check {
+        /// YAML configuration file.
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; prints the key alone on stdout (it is never shown again).
+    Create {
+        /// YAML configuration file (for the store location).
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+        /// Restrict the key to models matching these globs (repeatable; default: all models).
+        #[arg(long = "models", num_args = 1..)]
+        models: Vec<String>,
+        /// Lifetime, e.g. 30d, 12h (default: no expiry).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List keys (never shows a key, only id, prefix, name and state).
+    List {
+        /// YAML configuration file (for the store location).
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        /// YAML configuration file (for the store location).
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// The key id (key_...).
+        id: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => cli::serve::run(config.as_deref()).await,
+            Command::Config {
+                command: ConfigCommand::Check { config },
+            } => cli::config::check(&config),
+            Command::Keys { command } => match command {
+                KeysCommand::Create {
+                    config,
+                    name,
+                    models,
+                    expires,
+                } => cli::keys::create(config.as_deref(), name, models, expires.as_deref()).await,
+                KeysCommand::List { config, json } => {
+                    cli::keys::list(config.as_deref(), json).await
+                }
+                KeysCommand::Revoke { config, id } => {
+                    cli::keys::revoke(config.as_deref(), &id).await
+                }
+            },
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Request ids and the access log: one line per request, written when the response body
+//! has been fully sent (or abandoned), so streamed responses are logged with their tokens.
+
+use crate::error::ErrorCode;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use portcullis_telemetry::ACCESS_TARGET;
+use portcullis_wire::openai::Usage;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// The request id, also returned in `x-request-id`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+/// What the handler learned about a request, filled in as it goes and logged at the end.
+#[derive(Debug, Default)]
+pub struct AccessNote {
+    fields: Mutex<NoteFields>,
+}
+
+#[derive(Debug, Default)]
+struct NoteFields {
+    key_id: Option<String>,
+    model: Option<String>,
+    provider: Option<String>,
+    usage: Option<Usage>,
+    stream_outcome: Option<&'static str>,
+}
+
+impl AccessNote {
+    fn with<R>(&self, f: impl FnOnce(&mut NoteFields) -> R) -> R {
+        let mut guard = self.fields.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+    /// Records the authenticated key.
+    pub fn key(&self, id: &str) {
+        self.with(|f| f.key_id = Some(id.to_string()));
+    }
+    /// Records the model and provider serving the request.
+    pub fn route(&self, model: &str, provider: &str) {
+        self.with(|f| {
+            f.model = Some(model.to_string());
+            f.provider = Some(provider.to_string());
+        });
+    }
+    /// Records token usage reported by the upstream.
+    pub fn usage(&self, usage: Usage) {
+        self.with(|f| f.usage = Some(usage));
+    }
+    /// Records how a stream ended: "complete", "upstream_error", "client_closed".
+    pub fn stream_outcome(&self, outcome: &'static str) {
+        self.with(|f| f.stream_outcome = Some(outcome));
+    }
+}
+
+/// Middleware: assigns the request id (keeping a sane client-sent one), exposes an
+/// `AccessNote` to handlers, and logs the access line when the response body ends.
+pub async fn track(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_sane_request_id(v))
+        .map(Arc::<str>::from)
+        .unwrap_or_else(new_request_id);
+    let note = Arc::new(AccessNote::default());
+    let method = request.method().clone();
+    let path: Arc<str> = Arc::from(request.uri().path());
+    request.extensions_mut().insert(RequestId(id.clone()));
+    request.extensions_mut().insert(note.clone());
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let line = AccessLine {
+        id,
+        method: method.as_str().to_string(),
+        path,
+        status: response.status(),
+        error: response.extensions().get::<ErrorCode>().map(|c| c.0),
+        note,
+        started,
+    };
+    let (parts, body) = response.into_parts();
+    Response::from_parts(
+        parts,
+        Body::new(LoggedBody {
+            inner: body,
+            line: Some(line),
+        }),
+    )
+}
+
+struct AccessLine {
+    id: Arc<str>,
+    method: String,
+    path: Arc<str>,
+    status: StatusCode,
+    error: Option<&'static str>,
+    note: Arc<AccessNote>,
+    started: Instant,
+}
+
+impl AccessLine {
+    fn emit(self, body_complete: bool) {
+        let latency_us = self.started.elapsed().as_micros() as u64;
+        self.note.with(|f| {
+            let usage = f.usage.unwrap_or_default();
+            let outcome = match (body_complete, f.stream_outcome) {
+                (false, _) => "client_closed",
+                (true, Some(o)) => o,
+                (true, None) => "complete",
+            };
+            tracing::info!(
+                target: ACCESS_TARGET,
+                request_id = %self.id,
+                method = %self.method,
+                path = %self.path,
+                status = self.status.as_u16(),
+                error = self.error.unwrap_or(""),
+                key_id = f.key_id.as_deref().unwrap_or("-"),
+                model = f.model.as_deref().unwrap_or("-"),
+                provider = f.provider.as_deref().unwrap_or("-"),
+                prompt_tokens = usage.prompt_tokens,
+                completion_tokens = usage.completion_tokens,
+                latency_us,
+                outcome,
+                "access"
+            );
+        });
+    }
+}
+
+/// Response body that emits the access line when it ends or is dropped.
+struct LoggedBody {
+    inner: Body,
+    line: Option<AccessLine>,
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            if let Some(line) = self.line.take() {
+                line.emit(true);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(line) = self.line.take() {
+            let complete = http_body::Body::is_end_stream(&self.inner);
+            line.emit(complete);
+        }
+    }
+}
+
+fn is_sane_request_id(v: &str) -> bool {
+    (1..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+fn new_request_id() -> Arc<str> {
+    static PREFIX: OnceLock<u32> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut b = [0u8; 4];
+        let _ = getrandom::fill(&mut b);
+        u32::from_le_bytes(b)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    Arc::from(format!("req_{prefix:08x}{n:012x}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_and_sane() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        assert!(is_sane_request_id(&a));
+        assert!(!is_sane_request_id("has space"));
+        assert!(!is_sane_request_id(""));
+        assert!(!is_sane_request_id(&"x".repeat(129)));
+    }
+}

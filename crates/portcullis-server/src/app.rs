@@ -1,0 +1,65 @@
+//! The two routers: the data plane (clients) and the control plane (operators).
+
+use crate::access;
+use crate::error::GatewayError;
+use crate::openai_routes as openai;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// Routes that need no key: the whole public list.
+pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/readyz"];
+
+/// Client-facing router.
+pub fn data_plane(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/models", get(openai::list_models))
+        .route(PUBLIC_ROUTES[0], get(healthz))
+        .route(PUBLIC_ROUTES[1], get(readyz))
+        .fallback(openai::not_found)
+        .method_not_allowed_fallback(openai::method_not_allowed)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(on_panic))
+        .layer(axum::middleware::from_fn(access::track))
+}
+
+/// Operator-facing router (the admin API grows here).
+pub fn admin_plane(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(PUBLIC_ROUTES[0], get(healthz))
+        .route(PUBLIC_ROUTES[1], get(readyz))
+        .fallback(|| async { GatewayError::NotFound })
+        .method_not_allowed_fallback(openai::method_not_allowed)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(on_panic))
+        .layer(axum::middleware::from_fn(access::track))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.ready.load(Ordering::Acquire) {
+        Json(serde_json::json!({"status": "ready"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "not ready", "reason": "store unreachable"})),
+        )
+            .into_response()
+    }
+}
+
+fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    GatewayError::Internal.into_response()
+}

@@ -1,0 +1,232 @@
+//! The one error type at the edge. One exhaustive match decides status, OpenAI error type
+//! and code, and the message; 5xx messages stay generic (details go to the log once).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use portcullis_policy::AuthError;
+use portcullis_providers::{Provider, UpstreamError};
+use std::borrow::Cow;
+
+/// Everything that can end a request with an error.
+#[derive(Debug)]
+pub enum GatewayError {
+    /// Missing, invalid, expired or revoked gateway key.
+    Auth(AuthError),
+    /// The key may not use this model.
+    ModelNotAllowed(String),
+    /// No model of that name is configured.
+    UnknownModel(String),
+    /// The body is not a usable request.
+    BadRequest {
+        /// Client-safe explanation.
+        message: String,
+        /// Field at fault.
+        param: Option<String>,
+    },
+    /// The body exceeds `server.max_body_size`.
+    BodyTooLarge(u64),
+    /// No such route.
+    NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// The upstream could not be reached.
+    UpstreamUnreachable,
+    /// The upstream did not answer in time.
+    UpstreamTimeout,
+    /// The upstream answered with something that is not a valid response.
+    UpstreamBadResponse,
+    /// The upstream refused the gateway's own credentials: a gateway misconfiguration.
+    UpstreamAuth,
+    /// The upstream does not know the configured upstream model or endpoint.
+    UpstreamNotFound,
+    /// The upstream rate-limited the gateway.
+    UpstreamRateLimited(Option<String>),
+    /// The upstream is overloaded or unavailable.
+    UpstreamOverloaded(Option<String>),
+    /// The upstream rejected the request itself (the client's fault), message scrubbed.
+    UpstreamRejected {
+        /// Upstream status (400, 413, 422, ...).
+        status: u16,
+        /// The upstream's message with provider secrets removed.
+        message: String,
+    },
+    /// The upstream failed with a server error.
+    UpstreamServerError,
+    /// A bug or an unexpected state in the gateway.
+    Internal,
+}
+
+/// Status, OpenAI `type`, `code`, message and `param` of an error.
+pub struct ErrorParts<'a> {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// OpenAI error type.
+    pub kind: &'static str,
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// Client-facing message.
+    pub message: Cow<'a, str>,
+    /// Field at fault.
+    pub param: Option<&'a str>,
+}
+
+impl GatewayError {
+    /// Classifies an upstream failure; messages are scrubbed of the provider's secrets.
+    pub fn from_upstream(error: UpstreamError, provider: &Provider) -> GatewayError {
+        match error {
+            UpstreamError::Unreachable { .. } => GatewayError::UpstreamUnreachable,
+            UpstreamError::Timeout { .. } => GatewayError::UpstreamTimeout,
+            UpstreamError::Protocol { .. } => GatewayError::UpstreamBadResponse,
+            UpstreamError::Status {
+                status,
+                retry_after,
+                body,
+                ..
+            } => match status {
+                401 | 403 => GatewayError::UpstreamAuth,
+                404 => GatewayError::UpstreamNotFound,
+                408 => GatewayError::UpstreamTimeout,
+                429 => GatewayError::UpstreamRateLimited(retry_after),
+                503 | 529 => GatewayError::UpstreamOverloaded(retry_after),
+                400..=499 => {
+                    let raw = portcullis_wire::openai::upstream_error_message(&body)
+                        .unwrap_or_else(|| "the provider rejected the request".into());
+                    let mut message = provider.scrub(&raw);
+                    if message.len() > 1000 {
+                        let cut = (0..=1000)
+                            .rev()
+                            .find(|i| message.is_char_boundary(*i))
+                            .unwrap_or(0);
+                        message.truncate(cut);
+                    }
+                    GatewayError::UpstreamRejected { status, message }
+                }
+                _ => GatewayError::UpstreamServerError,
+            },
+        }
+    }
+
+    /// The exhaustive mapping to what the client sees.
+    pub fn parts(&self) -> ErrorParts<'_> {
+        use GatewayError::*;
+        let (status, kind, code, message, param): (StatusCode, _, _, Cow<str>, Option<&str>) = match self {
+            Auth(e) => (StatusCode::UNAUTHORIZED, "invalid_request_error", "invalid_api_key", e.to_string().into(), None),
+            ModelNotAllowed(m) => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "model_not_allowed",
+                format!("this API key is not allowed to use model '{m}'").into(),
+                Some("model"),
+            ),
+            UnknownModel(m) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+                format!("the model '{m}' does not exist").into(),
+                Some("model"),
+            ),
+            BadRequest { message, param } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+                message.as_str().into(),
+                param.as_deref(),
+            ),
+            BodyTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+                format!("request body exceeds the limit of {limit} bytes").into(),
+                None,
+            ),
+            NotFound => (StatusCode::NOT_FOUND, "invalid_request_error", "not_found", "unknown endpoint".into(), None),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed",
+                "this endpoint does not accept this HTTP method".into(),
+                None,
+            ),
+            UpstreamUnreachable => (StatusCode::BAD_GATEWAY, "api_error", "upstream_unreachable", "the upstream provider could not be reached".into(), None),
+            UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "api_error", "upstream_timeout", "the upstream provider did not answer in time".into(), None),
+            UpstreamBadResponse => (StatusCode::BAD_GATEWAY, "api_error", "upstream_bad_response", "the upstream provider sent an invalid response".into(), None),
+            UpstreamAuth => (
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                "upstream_misconfigured",
+                "the gateway's credentials were refused by the upstream provider; this is a gateway configuration problem, not your API key".into(),
+                None,
+            ),
+            UpstreamNotFound => (
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                "upstream_misconfigured",
+                "the upstream provider does not know the configured model or endpoint".into(),
+                None,
+            ),
+            UpstreamRateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "upstream_rate_limited", "the upstream provider is rate limiting requests; retry later".into(), None),
+            UpstreamOverloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "api_error", "upstream_overloaded", "the upstream provider is overloaded; retry later".into(), None),
+            UpstreamRejected { status, message } => (
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+                "invalid_request_error",
+                "upstream_rejected",
+                message.as_str().into(),
+                None,
+            ),
+            UpstreamServerError => (StatusCode::BAD_GATEWAY, "api_error", "upstream_error", "the upstream provider failed".into(), None),
+            Internal => (StatusCode::INTERNAL_SERVER_ERROR, "api_error", "internal_error", "internal gateway error".into(), None),
+        };
+        ErrorParts {
+            status,
+            kind,
+            code,
+            message,
+            param,
+        }
+    }
+
+    /// Retry-After to pass on, when the upstream gave one.
+    pub fn retry_after(&self) -> Option<&str> {
+        match self {
+            GatewayError::UpstreamRateLimited(r) | GatewayError::UpstreamOverloaded(r) => {
+                r.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The OpenAI error JSON for this error.
+    pub fn body(&self) -> Vec<u8> {
+        let p = self.parts();
+        portcullis_wire::openai::error_body(&p.message, p.kind, Some(p.code), p.param)
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let status = self.parts().status;
+        let mut response = (status, self.body()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(v) = self
+            .retry_after()
+            .and_then(|r| HeaderValue::from_str(r).ok())
+        {
+            headers.insert(header::RETRY_AFTER, v);
+        }
+        if let GatewayError::Auth(_) = self {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+            .extensions_mut()
+            .insert(ErrorCode(self.parts().code));
+        response
+    }
+}
+
+/// The error code of a failed response, kept for the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);

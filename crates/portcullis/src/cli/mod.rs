@@ -1,0 +1,5 @@
+//! Subcommands of the `portcullis` binary.
+
+pub mod config;
+pub mod keys;
+pub mod serve;
