@@ -63,7 +63,10 @@ fn openai_fixtures() {
             let back = openai_chat::response_from_ir(&ir, 0);
             let original: Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(back, original, "{name}: OpenAI -> IR -> OpenAI");
-            snap(&stem, json!({ "ir": ir, "anthropic": anthropic::response_from_ir(&ir) }));
+            snap(
+                &stem,
+                json!({ "ir": ir, "anthropic": anthropic::response_from_ir(&ir) }),
+            );
         } else if name.ends_with(".sse") {
             let mut decoder = openai_chat::ChunkDecoder::new();
             let mut encoder = anthropic::EventEncoder::new(Format::OpenAiChat);
@@ -106,7 +109,8 @@ fn anthropic_fixtures() {
             snap(&stem, json!({ "ir": ir, "openai": openai }));
         } else if name.ends_with(".sse") {
             let mut decoder = anthropic::EventDecoder::new();
-            let mut encoder = openai_chat::ChunkEncoder::new(Format::Anthropic, 1_700_000_000, true);
+            let mut encoder =
+                openai_chat::ChunkEncoder::new(Format::Anthropic, 1_700_000_000, true);
             let mut steps = Vec::new();
             for data in sse_payloads(&body) {
                 let events = decoder.decode(&data).unwrap();
@@ -236,8 +240,16 @@ fn parallel_tool_call_fragments_reassemble_at_every_offset() {
             }
         }
         let calls = reassemble(&out);
-        assert_eq!(calls[&0], ("call_a".into(), "tool".into(), a.into()), "offset {at}");
-        assert_eq!(calls[&1], ("call_b".into(), "tool".into(), b.into()), "offset {at}");
+        assert_eq!(
+            calls[&0],
+            ("call_a".into(), "tool".into(), a.into()),
+            "offset {at}"
+        );
+        assert_eq!(
+            calls[&1],
+            ("call_b".into(), "tool".into(), b.into()),
+            "offset {at}"
+        );
         assert!(matches!(out.last(), Some(StreamEvent::Done)), "offset {at}");
     }
 }
@@ -276,4 +288,46 @@ fn anthropic_error_shape() {
         v,
         json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
     );
+}
+
+#[test]
+fn usage_cache_accounting_round_trips() {
+    let an_usage = anthropic::types::Usage {
+        input_tokens: 100,
+        output_tokens: 7,
+        cache_creation_input_tokens: Some(20),
+        cache_read_input_tokens: Some(300),
+        extra: Default::default(),
+    };
+    let ir = anthropic::usage_to_ir(&an_usage);
+    assert_eq!((ir.input, ir.cached_input), (420, Some(300)));
+    let oa = openai_chat::usage_from_ir(Format::Anthropic, &ir);
+    assert_eq!((oa.prompt_tokens, oa.total_tokens), (420, 427));
+    let back = anthropic::usage_from_ir(Format::Anthropic, &ir);
+    assert_eq!(back.input_tokens, 100);
+}
+
+#[test]
+fn interleaved_tool_arguments_fail_visibly_in_anthropic_streams() {
+    let mut enc = anthropic::EventEncoder::new(Format::OpenAiChat);
+    for e in [
+        StreamEvent::ToolCallStart {
+            index: 0,
+            id: "a".into(),
+            name: "t".into(),
+        },
+        StreamEvent::ToolCallStart {
+            index: 1,
+            id: "b".into(),
+            name: "t".into(),
+        },
+    ] {
+        enc.encode(&e);
+    }
+    let out = enc.encode(&StreamEvent::ToolArgsDelta {
+        index: 0,
+        fragment: "{}".into(),
+    });
+    assert_eq!(out.last().unwrap().0, "error");
+    assert!(enc.encode(&StreamEvent::Done).is_empty());
 }

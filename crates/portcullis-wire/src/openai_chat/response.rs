@@ -183,7 +183,10 @@ pub fn response_from_ir(resp: &ChatResponse, created: u64) -> Value {
                 tool_calls: (!calls.is_empty()).then_some(calls),
                 extra: message_extra,
             },
-            finish_reason: resp.stop.as_ref().map(|s| stop_from_ir(s).to_string()),
+            finish_reason: resp.stop.as_ref().map(|s| match resp.source {
+                Format::OpenAiChat => s.raw.clone(),
+                Format::Anthropic => stop_from_ir(s).to_string(),
+            }),
             extra: choice_extra,
         }],
         usage: resp.usage.as_ref().map(|u| usage_from_ir(resp.source, u)),
