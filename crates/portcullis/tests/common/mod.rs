@@ -278,6 +278,24 @@ impl Gateway {
         key
     }
 
+    /// Creates a key and waits (up to 3 s) until the running gateway accepts it.
+    pub async fn live_key(&self, name: &str, extra: &[&str]) -> String {
+        let key = self.create_key(name, extra);
+        let url = self.url("/v1/models");
+        let ok = poll_until(Duration::from_secs(3), || async {
+            self.client
+                .get(&url)
+                .bearer_auth(&key)
+                .send()
+                .await
+                .map(|r| r.status() == 200)
+                .unwrap_or(false)
+        })
+        .await;
+        assert!(ok.is_some(), "key {name} not accepted by the gateway within 3 s");
+        key
+    }
+
     /// The id of the key called `name`, from `keys list --json`.
     pub fn key_id(&self, name: &str) -> String {
         let out = self.cli(&["keys", "list", "--json"]);
@@ -426,6 +444,35 @@ pub fn client_for(ca_pem: Option<&[u8]>) -> reqwest::Client {
             .add_root_certificate(reqwest::Certificate::from_pem(pem).expect("CA pem"));
     }
     b.build().expect("reqwest client")
+}
+
+/// The `data:` payloads of an SSE body, in order.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            (!data.is_empty()).then(|| data.join("\n"))
+        })
+        .collect()
+}
+
+/// Concatenated `choices[0].delta.content` of an OpenAI chat stream body.
+pub fn stream_text(body: &str) -> String {
+    sse_data(body)
+        .iter()
+        .filter(|d| d.as_str() != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(String::from))
+        .collect()
+}
+
+/// A provider of kind openai-compatible named `name` at `base_url`, as YAML list item lines.
+pub fn compat_provider(name: &str, base_url: &str, extra: &str) -> String {
+    format!("  - name: {name}\n    kind: openai-compatible\n    base_url: {base_url}\n{extra}")
 }
 
 /// Polls `f` every 20 ms until it returns true; returns the elapsed time, or None at timeout.

@@ -1,0 +1,141 @@
+//! What reaches the upstream: the provider key from `${ENV}` (never the client's gateway
+//! key), the upstream model name, unknown fields untouched; upstream faults mapped.
+
+mod common;
+
+use common::{compat_provider, sse_data, stream_text, Gateway, Spec};
+use portcullis_testkit::MockUpstream;
+use serde_json::json;
+
+const PROVIDER_KEY: &str = "sk-e2e-provider-0123456789abcdef";
+
+fn spec(mock: &MockUpstream) -> Spec {
+    let body = format!(
+        "providers:\n{}models:\n  - name: team-gpt\n    provider: up\n    upstream_model: mock-gpt\n  - name: flaky\n    provider: up\n    upstream_model: fault-status-503\n  - name: dropper\n    provider: up\n    upstream_model: fault-stream-drop-2\n  - name: embedder\n    provider: up\n    upstream_model: mock-embed\n",
+        compat_provider(
+            "up",
+            &mock.base_url(),
+            "    api_key: ${E2E_PROVIDER_KEY}\n    headers:\n      x-team: ${E2E_TEAM}\n"
+        )
+    );
+    Spec::new(body)
+        .env("E2E_PROVIDER_KEY", PROVIDER_KEY)
+        .env("E2E_TEAM", "blue")
+}
+
+#[tokio::test]
+async fn gateway_key_never_reaches_the_upstream() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(spec(&mock)).await;
+    let key = gw.live_key("client", &[]).await;
+
+    // Bearer, non-streaming, with an unknown field that must pass through.
+    let r = gw
+        .chat(
+            &key,
+            json!({"model": "team-gpt", "messages": [{"role": "user", "content": "hello"}],
+                   "x_custom": {"keep": [1, 2, 3]}, "temperature": 0.25}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "echo: hello");
+    assert!(v["usage"]["total_tokens"].as_u64().unwrap() > 0);
+
+    // x-api-key, streaming.
+    let r = gw
+        .client
+        .post(gw.url("/v1/chat/completions"))
+        .header("x-api-key", &key)
+        .json(&json!({"model": "team-gpt", "stream": true,
+                      "messages": [{"role": "user", "content": "a b c"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert_eq!(stream_text(&body), "echo: a b c");
+    assert_eq!(sse_data(&body).last().unwrap(), "[DONE]");
+
+    // Embeddings.
+    let r = gw
+        .client
+        .post(gw.url("/v1/embeddings"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "embedder", "input": ["x", "y"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for req in &seen {
+        assert_eq!(
+            req.header("authorization"),
+            Some(format!("Bearer {PROVIDER_KEY}").as_str()),
+            "{} {}",
+            req.method,
+            req.path
+        );
+        assert_eq!(req.header("x-team"), Some("blue"));
+        assert!(req.header("x-api-key").is_none(), "x-api-key forwarded");
+        for (name, value) in &req.headers {
+            assert!(!value.contains(&key), "gateway key in upstream header {name}");
+            assert!(!value.contains(&key[..12]), "key prefix in header {name}");
+        }
+        assert!(!req.body_text().contains(&key), "gateway key in upstream body");
+    }
+    let chat = seen[0].json();
+    assert_eq!(seen[0].path, "/v1/chat/completions");
+    assert_eq!(chat["model"], "mock-gpt");
+    assert_eq!(chat["x_custom"], json!({"keep": [1, 2, 3]}));
+    assert_eq!(chat["temperature"], 0.25);
+    assert_eq!(seen[1].json()["stream"], true);
+    assert_eq!(seen[2].path, "/v1/embeddings");
+    assert_eq!(seen[2].json()["model"], "mock-embed");
+
+    // Neither key shows up in the gateway's own log.
+    let log = gw.stderr();
+    assert!(!log.contains(&key));
+    assert!(!log.contains(PROVIDER_KEY));
+}
+
+#[tokio::test]
+async fn upstream_faults_are_mapped() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(spec(&mock)).await;
+    let key = gw.live_key("client", &[]).await;
+
+    let (status, body) = gw.simple_chat(&key, "flaky").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["type"], "api_error");
+
+    // A mid-stream drop ends the stream with an error event, never a fake [DONE].
+    let r = gw
+        .chat(
+            &key,
+            json!({"model": "dropper", "stream": true,
+                   "messages": [{"role": "user", "content": "one two three four five"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    let data = sse_data(&body);
+    assert!(!data.iter().any(|d| d == "[DONE]"), "{body}");
+    let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert!(last["error"]["message"].is_string(), "{body}");
+
+    // Unreachable upstream: 502.
+    let dead = common::closed_addr();
+    let body = format!(
+        "providers:\n{}models:\n  - name: gone\n    provider: dead\n",
+        compat_provider("dead", &format!("http://{dead}/v1"), "")
+    );
+    let gw2 = Gateway::start(Spec::new(body)).await;
+    let key2 = gw2.live_key("k", &[]).await;
+    let (status, body) = gw2.simple_chat(&key2, "gone").await;
+    assert_eq!(status, 502, "{body}");
+}
