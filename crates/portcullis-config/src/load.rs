@@ -46,6 +46,7 @@ pub fn load_str(
         }
     };
     note_literal_secrets(&root, &mut warnings);
+    default_aws_credentials(&mut root, lookup);
     substitute_env(&mut root, String::new(), lookup, &mut problems);
 
     let Value::Mapping(map) = root else {
@@ -212,17 +213,45 @@ fn substitute_env(
     }
 }
 
+/// Bedrock providers without explicit credentials take the standard AWS environment variables.
+fn default_aws_credentials(root: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) {
+    let Some(providers) = root.get_mut("providers").and_then(Value::as_sequence_mut) else {
+        return;
+    };
+    for provider in providers {
+        if provider.get("kind").and_then(Value::as_str) != Some("bedrock") {
+            continue;
+        }
+        let Value::Mapping(map) = provider else {
+            continue;
+        };
+        for (field, var) in [
+            ("access_key_id", "AWS_ACCESS_KEY_ID"),
+            ("secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+            ("session_token", "AWS_SESSION_TOKEN"),
+        ] {
+            if !map.contains_key(field) {
+                if let Some(value) = lookup(var) {
+                    map.insert(Value::String(field.into()), Value::String(value));
+                }
+            }
+        }
+    }
+}
+
 fn note_literal_secrets(root: &Value, warnings: &mut Vec<Problem>) {
     let Some(providers) = root.get("providers").and_then(Value::as_sequence) else {
         return;
     };
     for (i, provider) in providers.iter().enumerate() {
-        if let Some(key) = provider.get("api_key").and_then(Value::as_str) {
-            if !env::references_env(key) {
-                warnings.push(problem(
-                    format!("providers[{i}].api_key"),
-                    "literal secret in the configuration file; prefer ${ENV_VAR}",
-                ));
+        for field in ["api_key", "secret_access_key", "session_token"] {
+            if let Some(key) = provider.get(field).and_then(Value::as_str) {
+                if !env::references_env(key) {
+                    warnings.push(problem(
+                        format!("providers[{i}].{field}"),
+                        "literal secret in the configuration file; prefer ${ENV_VAR}",
+                    ));
+                }
             }
         }
     }

@@ -32,14 +32,7 @@ impl Config {
         Config {
             server: ServerConfig::default(),
             store: StoreConfig::default(),
-            providers: vec![ProviderConfig {
-                name: "mock".into(),
-                kind: ProviderKind::Mock,
-                base_url: None,
-                api_key: None,
-                headers: BTreeMap::new(),
-                ca_bundle: None,
-            }],
+            providers: vec![ProviderConfig::new("mock", ProviderKind::Mock)],
             models: vec![ModelConfig {
                 name: "mock-echo".into(),
                 provider: "mock".into(),
@@ -161,6 +154,16 @@ pub enum ProviderKind {
     OpenaiCompatible,
     /// The built-in in-process echo provider, for trying the gateway without an account.
     Mock,
+    /// Anthropic Messages API.
+    Anthropic,
+    /// Google Gemini (generativelanguage API).
+    Gemini,
+    /// Azure OpenAI (deployments, api-version, api-key header).
+    AzureOpenai,
+    /// Mistral's OpenAI-like API with its own quirks.
+    Mistral,
+    /// AWS Bedrock Converse API, SigV4-signed.
+    Bedrock,
 }
 
 impl ProviderKind {
@@ -170,14 +173,37 @@ impl ProviderKind {
             ProviderKind::Openai => "openai",
             ProviderKind::OpenaiCompatible => "openai-compatible",
             ProviderKind::Mock => "mock",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::AzureOpenai => "azure-openai",
+            ProviderKind::Mistral => "mistral",
+            ProviderKind::Bedrock => "bedrock",
         }
+    }
+
+    /// Whether the kind needs `api_key`.
+    pub fn needs_api_key(self) -> bool {
+        matches!(
+            self,
+            ProviderKind::Openai
+                | ProviderKind::Anthropic
+                | ProviderKind::Gemini
+                | ProviderKind::AzureOpenai
+                | ProviderKind::Mistral
+        )
     }
 
     /// Base URL used when the configuration gives none.
     pub fn default_base_url(self) -> Option<&'static str> {
         match self {
             ProviderKind::Openai => Some("https://api.openai.com/v1"),
-            ProviderKind::OpenaiCompatible | ProviderKind::Mock => None,
+            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
+            ProviderKind::Gemini => Some("https://generativelanguage.googleapis.com"),
+            ProviderKind::Mistral => Some("https://api.mistral.ai/v1"),
+            ProviderKind::OpenaiCompatible
+            | ProviderKind::Mock
+            | ProviderKind::AzureOpenai
+            | ProviderKind::Bedrock => None,
         }
     }
 }
@@ -221,15 +247,47 @@ pub struct ProviderConfig {
     pub headers: BTreeMap<String, Secret>,
     /// PEM bundle of extra CA certificates trusted for this provider's HTTPS endpoint.
     pub ca_bundle: Option<PathBuf>,
+    /// Azure OpenAI `api-version` query value (default 2024-10-21).
+    pub api_version: Option<String>,
+    /// AWS region (Bedrock).
+    pub region: Option<String>,
+    /// AWS access key id (Bedrock); defaults to `$AWS_ACCESS_KEY_ID`.
+    pub access_key_id: Option<Secret>,
+    /// AWS secret access key (Bedrock); defaults to `$AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Option<Secret>,
+    /// AWS session token for temporary credentials (Bedrock); defaults to `$AWS_SESSION_TOKEN`.
+    pub session_token: Option<Secret>,
 }
 
 impl ProviderConfig {
     /// The effective base URL without a trailing slash.
     pub fn effective_base_url(&self) -> Option<String> {
+        if let (None, ProviderKind::Bedrock, Some(region)) =
+            (&self.base_url, self.kind, &self.region)
+        {
+            return Some(format!("https://bedrock-runtime.{region}.amazonaws.com"));
+        }
         self.base_url
             .as_deref()
             .or(self.kind.default_base_url())
             .map(|u| u.trim_end_matches('/').to_string())
+    }
+
+    /// A bare provider of `kind` named `name`, every optional field empty.
+    pub fn new(name: impl Into<String>, kind: ProviderKind) -> ProviderConfig {
+        ProviderConfig {
+            name: name.into(),
+            kind,
+            base_url: None,
+            api_key: None,
+            headers: BTreeMap::new(),
+            ca_bundle: None,
+            api_version: None,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+        }
     }
 }
 

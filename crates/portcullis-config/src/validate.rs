@@ -112,6 +112,10 @@ pub fn validate(
                 format!("{path}.base_url"),
                 "required for kind openai-compatible (e.g. http://127.0.0.1:11434/v1)".into(),
             ),
+            (ProviderKind::AzureOpenai, None) => push(
+                format!("{path}.base_url"),
+                "required for kind azure-openai (e.g. https://my-resource.openai.azure.com)".into(),
+            ),
             (_, Some(url)) => {
                 if let Err(why) = check_http_url(url) {
                     push(format!("{path}.base_url"), why);
@@ -119,10 +123,55 @@ pub fn validate(
             }
             _ => {}
         }
-        if p.kind == ProviderKind::Openai && p.api_key.is_none() {
+        if p.kind.needs_api_key() && p.api_key.is_none() {
             push(
                 format!("{path}.api_key"),
-                "required for kind openai (write api_key: ${OPENAI_API_KEY})".into(),
+                format!(
+                    "required for kind {} (write api_key: ${{ENV_VAR}})",
+                    p.kind.as_str()
+                ),
+            );
+        }
+        if p.kind == ProviderKind::Bedrock {
+            if p.region.as_deref().is_none_or(str::is_empty) {
+                push(
+                    format!("{path}.region"),
+                    "required for kind bedrock (e.g. us-east-1)".into(),
+                );
+            }
+            for (field, value) in [
+                ("access_key_id", &p.access_key_id),
+                ("secret_access_key", &p.secret_access_key),
+            ] {
+                if value.is_none() {
+                    push(
+                        format!("{path}.{field}"),
+                        format!(
+                            "required for kind bedrock (write {field}: ${{AWS_{}}})",
+                            field.to_ascii_uppercase()
+                        ),
+                    );
+                }
+            }
+        } else {
+            for (field, set) in [
+                ("region", p.region.is_some()),
+                ("access_key_id", p.access_key_id.is_some()),
+                ("secret_access_key", p.secret_access_key.is_some()),
+                ("session_token", p.session_token.is_some()),
+            ] {
+                if set {
+                    push(
+                        format!("{path}.{field}"),
+                        format!("only valid for kind bedrock, not {}", p.kind.as_str()),
+                    );
+                }
+            }
+        }
+        if p.api_version.is_some() && p.kind != ProviderKind::AzureOpenai {
+            push(
+                format!("{path}.api_version"),
+                format!("only valid for kind azure-openai, not {}", p.kind.as_str()),
             );
         }
         if let Some(key) = &p.api_key {

@@ -164,3 +164,91 @@ fn secrets_do_not_leak_through_debug() {
     let debug = format!("{:?}", loaded.config);
     assert!(!debug.contains("sk-test"));
 }
+
+const ISSUE3_EXAMPLE: &str = r#"
+providers:
+  - name: anthropic
+    kind: anthropic
+    base_url: https://api.anthropic.com          # the gateway appends /v1/messages
+    api_key: ${ANTHROPIC_API_KEY}
+  - name: gemini
+    kind: gemini
+    base_url: https://generativelanguage.googleapis.com   # + /v1beta/models/{m}:generateContent
+    api_key: ${GEMINI_API_KEY}
+  - name: azure
+    kind: azure-openai
+    base_url: https://my-resource.openai.azure.com        # + /openai/deployments/{d}/...
+    api_key: ${AZURE_OPENAI_API_KEY}
+    api_version: "2024-10-21"
+  - name: mistral
+    kind: mistral
+    base_url: https://api.mistral.ai/v1
+    api_key: ${MISTRAL_API_KEY}
+  - name: bedrock
+    kind: bedrock
+    region: us-east-1
+    access_key_id: ${AWS_ACCESS_KEY_ID}
+    secret_access_key: ${AWS_SECRET_ACCESS_KEY}
+models:
+  - name: claude-sonnet
+    provider: anthropic
+    upstream_model: claude-sonnet-4-5
+  - name: gpt-4o-azure
+    provider: azure
+    upstream_model: my-gpt4o-deployment                  # the Azure deployment name
+"#;
+
+#[test]
+fn the_providers_example_loads() {
+    let env = |name: &str| Some(format!("value-of-{name}"));
+    let loaded = load_str(ISSUE3_EXAMPLE, &env).expect("example must load");
+    let c = loaded.config;
+    assert_eq!(c.providers.len(), 5);
+    let bedrock = c.provider("bedrock").unwrap();
+    assert_eq!(bedrock.kind, ProviderKind::Bedrock);
+    assert_eq!(
+        bedrock.effective_base_url().as_deref(),
+        Some("https://bedrock-runtime.us-east-1.amazonaws.com")
+    );
+    assert_eq!(
+        c.provider("azure").unwrap().api_version.as_deref(),
+        Some("2024-10-21")
+    );
+}
+
+#[test]
+fn bedrock_takes_aws_environment_and_requires_region() {
+    let doc = "providers:\n  - name: b\n    kind: bedrock\n";
+    let none = |_: &str| None;
+    let err = load_str(doc, &none).unwrap_err();
+    let text: Vec<String> = err.problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        text.iter().any(|p| p.starts_with("providers[0].region")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|p| p.starts_with("providers[0].access_key_id")),
+        "{text:?}"
+    );
+    let aws = |name: &str| name.starts_with("AWS_").then(|| "x".to_string());
+    let loaded = load_str(&format!("{doc}    region: eu-west-1\n"), &aws).unwrap();
+    assert_eq!(
+        loaded.config.providers[0]
+            .secret_access_key
+            .as_ref()
+            .unwrap()
+            .expose(),
+        "x"
+    );
+    let err = load_str(
+        "providers:\n  - name: o\n    kind: anthropic\n    region: x\n",
+        &aws,
+    )
+    .unwrap_err();
+    assert!(err
+        .problems
+        .iter()
+        .any(|p| p.path == "providers[0].api_key"));
+    assert!(err.problems.iter().any(|p| p.path == "providers[0].region"));
+}

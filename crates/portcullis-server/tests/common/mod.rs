@@ -7,7 +7,6 @@ use portcullis_config::{Config, ModelConfig, ProviderConfig, ProviderKind, Secre
 use portcullis_policy::generate_key;
 use portcullis_store::{NewKey, Store};
 use portcullis_testkit::MockUpstream;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,14 +22,10 @@ pub struct Harness {
 }
 
 pub fn provider(name: &str, kind: ProviderKind, base_url: Option<String>) -> ProviderConfig {
-    ProviderConfig {
-        name: name.into(),
-        kind,
-        base_url,
-        api_key: Some(Secret::new(PROVIDER_KEY)),
-        headers: BTreeMap::new(),
-        ca_bundle: None,
-    }
+    let mut p = ProviderConfig::new(name, kind);
+    p.base_url = base_url;
+    p.api_key = Some(Secret::new(PROVIDER_KEY));
+    p
 }
 
 pub fn model(name: &str, provider: &str, upstream: &str) -> ModelConfig {
