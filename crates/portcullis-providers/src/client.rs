@@ -10,8 +10,61 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The Anthropic API version the gateway speaks (overridable with a configured header).
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+/// Azure OpenAI api-version used when the configuration gives none.
+const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
+
 /// Largest upstream error body kept for message extraction.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// What the client asked for, which decides the upstream path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Chat completion / message generation.
+    Chat,
+    /// Embeddings.
+    Embeddings,
+    /// OpenAI Responses API (passthrough only).
+    Responses,
+}
+
+impl Operation {
+    /// Path below an OpenAI-style base URL.
+    fn openai_path(self) -> &'static str {
+        match self {
+            Operation::Chat => "chat/completions",
+            Operation::Embeddings => "embeddings",
+            Operation::Responses => "responses",
+        }
+    }
+}
+
+/// The native wire format of a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFormat {
+    /// OpenAI Chat Completions (OpenAI, Azure, Mistral, compatible servers, mock).
+    OpenAiChat,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Gemini generateContent.
+    Gemini,
+    /// Bedrock Converse.
+    Bedrock,
+}
+
+/// Percent-encodes a path segment (model ids may hold ':' or '/').
+fn percent_encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
 
 /// Body of a successful upstream answer.
 pub enum UpstreamBody {
@@ -39,6 +92,7 @@ pub struct Provider {
     /// API family.
     pub kind: ProviderKind,
     base_url: String,
+    api_version: String,
     headers: HeaderMap,
     secrets: Vec<String>,
     client: reqwest::Client,
@@ -117,10 +171,33 @@ impl Provider {
             headers.insert(name, value);
         }
         if let Some(key) = &config.api_key {
-            let mut value = HeaderValue::try_from(format!("Bearer {}", key.expose()))
+            let (name, text) = match config.kind {
+                ProviderKind::AzureOpenai => {
+                    (HeaderName::from_static("api-key"), key.expose().to_string())
+                }
+                ProviderKind::Anthropic => (
+                    HeaderName::from_static("x-api-key"),
+                    key.expose().to_string(),
+                ),
+                ProviderKind::Gemini => (
+                    HeaderName::from_static("x-goog-api-key"),
+                    key.expose().to_string(),
+                ),
+                _ => (
+                    http::header::AUTHORIZATION,
+                    format!("Bearer {}", key.expose()),
+                ),
+            };
+            let mut value = HeaderValue::try_from(text)
                 .map_err(|_| fail("api_key contains characters not allowed in a header".into()))?;
             value.set_sensitive(true);
-            headers.insert(http::header::AUTHORIZATION, value);
+            headers.insert(name, value);
+        }
+        if config.kind == ProviderKind::Anthropic && !headers.contains_key("anthropic-version") {
+            headers.insert(
+                "anthropic-version",
+                HeaderValue::from_static(ANTHROPIC_VERSION),
+            );
         }
         let secrets = config
             .api_key
@@ -133,6 +210,10 @@ impl Provider {
             name: config.name.clone(),
             kind: config.kind,
             base_url: config.effective_base_url().unwrap_or_default(),
+            api_version: config
+                .api_version
+                .clone()
+                .unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.to_string()),
             headers,
             secrets,
             client,
@@ -153,22 +234,108 @@ impl Provider {
         out
     }
 
-    /// POSTs a JSON body to `path` (e.g. `/chat/completions`) under the provider's base URL.
-    /// Error statuses come back as `UpstreamError::Status`.
-    pub async fn post_json(
+    /// The wire format this provider speaks natively.
+    pub fn format(&self) -> UpstreamFormat {
+        match self.kind {
+            ProviderKind::Openai
+            | ProviderKind::OpenaiCompatible
+            | ProviderKind::Mock
+            | ProviderKind::AzureOpenai
+            | ProviderKind::Mistral => UpstreamFormat::OpenAiChat,
+            ProviderKind::Anthropic => UpstreamFormat::Anthropic,
+            ProviderKind::Gemini => UpstreamFormat::Gemini,
+            ProviderKind::Bedrock => UpstreamFormat::Bedrock,
+        }
+    }
+
+    /// Serializes an OpenAI-format body for this provider, adapting the known quirks:
+    /// streams ask for usage (Mistral sends it unasked and rejects `stream_options`), and
+    /// Mistral's renamed fields (`random_seed`, `max_tokens`, tool_choice `any`).
+    pub fn openai_body(
         &self,
-        path: &str,
+        mut fields: serde_json::Map<String, serde_json::Value>,
+        stream: bool,
+    ) -> Vec<u8> {
+        use serde_json::Value;
+        if self.kind == ProviderKind::Mistral {
+            fields.remove("stream_options");
+            if let Some(seed) = fields.remove("seed") {
+                fields.entry("random_seed").or_insert(seed);
+            }
+            if let Some(max) = fields.remove("max_completion_tokens") {
+                fields.entry("max_tokens").or_insert(max);
+            }
+            if fields.get("tool_choice") == Some(&Value::String("required".into())) {
+                fields.insert("tool_choice".into(), Value::String("any".into()));
+            }
+        } else if stream {
+            portcullis_wire::openai::request_stream_usage(&mut fields);
+        }
+        serde_json::to_vec(&fields).unwrap_or_default()
+    }
+
+    /// Whether this provider can serve `op` at all.
+    pub fn supports(&self, op: Operation) -> bool {
+        match op {
+            Operation::Chat => true,
+            Operation::Embeddings => self.format() == UpstreamFormat::OpenAiChat,
+            Operation::Responses => matches!(
+                self.kind,
+                ProviderKind::Openai | ProviderKind::OpenaiCompatible
+            ),
+        }
+    }
+
+    /// The upstream URL for `op` on `model` (the upstream model or Azure deployment name).
+    pub fn endpoint(&self, op: Operation, model: &str, stream: bool) -> String {
+        let base = &self.base_url;
+        match (self.kind, op) {
+            (ProviderKind::AzureOpenai, _) => format!(
+                "{base}/openai/deployments/{}/{}?api-version={}",
+                percent_encode_segment(model),
+                op.openai_path(),
+                self.api_version
+            ),
+            (ProviderKind::Anthropic, _) => format!("{base}/v1/messages"),
+            (ProviderKind::Gemini, _) if stream => format!(
+                "{base}/v1beta/models/{}:streamGenerateContent?alt=sse",
+                percent_encode_segment(model)
+            ),
+            (ProviderKind::Gemini, _) => {
+                format!(
+                    "{base}/v1beta/models/{}:generateContent",
+                    percent_encode_segment(model)
+                )
+            }
+            (ProviderKind::Bedrock, _) => format!(
+                "{base}/model/{}/{}",
+                percent_encode_segment(model),
+                if stream {
+                    "converse-stream"
+                } else {
+                    "converse"
+                }
+            ),
+            _ => format!("{base}/{}", op.openai_path()),
+        }
+    }
+
+    /// Sends a JSON body for `op` on `model`. Error statuses come back as
+    /// `UpstreamError::Status`; a stream comes back as chunks within the idle limit.
+    pub async fn send(
+        &self,
+        op: Operation,
+        model: &str,
         body: Vec<u8>,
         stream: bool,
     ) -> Result<UpstreamResponse, UpstreamError> {
         if self.kind == ProviderKind::Mock {
-            return mock::respond(&self.name, path, &body, stream);
+            return mock::respond(&self.name, &format!("/{}", op.openai_path()), &body, stream);
         }
-        let request = self
-            .client
-            .post(format!("{}{}", self.base_url, path))
-            .headers(self.headers.clone())
-            .body(body);
+        let url = self.endpoint(op, model, stream);
+        let mut headers = self.headers.clone();
+        self.sign(&url, &body, &mut headers)?;
+        let request = self.client.post(url).headers(headers).body(body);
         let timeout = |phase| UpstreamError::Timeout {
             provider: self.name.clone(),
             phase,
@@ -211,6 +378,22 @@ impl Provider {
         tokio::time::timeout(self.request_timeout, exchange)
             .await
             .map_err(|_| timeout("request"))?
+    }
+
+    /// Adds per-request authentication (AWS SigV4 for Bedrock); other kinds carry static headers.
+    fn sign(
+        &self,
+        _url: &str,
+        _body: &[u8],
+        _headers: &mut HeaderMap,
+    ) -> Result<(), UpstreamError> {
+        if self.kind == ProviderKind::Bedrock {
+            return Err(UpstreamError::Unreachable {
+                provider: self.name.clone(),
+                detail: "bedrock signing is not available in this build".into(),
+            });
+        }
+        Ok(())
     }
 
     fn idle_limited(

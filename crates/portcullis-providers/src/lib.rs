@@ -6,5 +6,5 @@ mod client;
 mod error;
 mod mock;
 
-pub use client::{Provider, Providers, UpstreamBody, UpstreamResponse};
+pub use client::{Operation, Provider, Providers, UpstreamBody, UpstreamFormat, UpstreamResponse};
 pub use error::{BuildError, UpstreamError};

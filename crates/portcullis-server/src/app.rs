@@ -1,6 +1,7 @@
 //! The two routers: the data plane (clients) and the control plane (operators).
 
 use crate::access;
+use crate::chat;
 use crate::error::GatewayError;
 use crate::openai_routes as openai;
 use crate::state::AppState;
@@ -19,7 +20,9 @@ pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/readyz"];
 /// Client-facing router.
 pub fn data_plane(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/messages", post(chat::messages))
+        .route("/v1/responses", post(openai::responses))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::list_models))
         .route(PUBLIC_ROUTES[0], get(healthz))

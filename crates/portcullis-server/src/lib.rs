@@ -4,11 +4,15 @@
 pub mod access;
 pub mod app;
 pub mod auth;
+pub mod body;
+pub mod chat;
 pub mod error;
+pub mod inbound;
 pub mod listen;
 pub mod openai_routes;
 pub mod relay;
 pub mod state;
+pub mod translate;
 
 use axum_server::Handle;
 use portcullis_config::Config;

@@ -90,22 +90,24 @@ impl PassthroughRequest {
         self.fields.get(field)
     }
 
-    /// The body to send upstream: `model` replaced by the upstream name and, for streams,
-    /// usage requested so the gateway can account tokens.
-    pub fn to_upstream_body(&self, upstream_model: &str) -> Vec<u8> {
+    /// The fields to send upstream: the client's, with `model` replaced by the upstream name.
+    pub fn upstream_fields(&self, upstream_model: &str) -> Map<String, Value> {
         let mut fields = self.fields.clone();
         fields.insert("model".into(), Value::String(upstream_model.to_string()));
-        if self.stream && !self.client_wants_usage {
-            let options = fields
-                .entry("stream_options")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(o) = options {
-                o.insert("include_usage".into(), Value::Bool(true));
-            } else {
-                *options = serde_json::json!({"include_usage": true});
-            }
-        }
-        serde_json::to_vec(&fields).unwrap_or_default()
+        fields
+    }
+}
+
+/// Asks an OpenAI-format upstream for the final usage chunk of a stream
+/// (`stream_options.include_usage`), keeping the client's other stream options.
+pub fn request_stream_usage(fields: &mut Map<String, Value>) {
+    let options = fields
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(o) = options {
+        o.insert("include_usage".into(), Value::Bool(true));
+    } else {
+        *options = serde_json::json!({"include_usage": true});
     }
 }
 
@@ -174,10 +176,14 @@ pub fn error_body(message: &str, kind: &str, code: Option<&str>, param: Option<&
     .unwrap_or_default()
 }
 
-/// Extracts `error.message` from an upstream's OpenAI-shaped error body.
+/// Extracts the message from an upstream error body: `error.message` (OpenAI, Anthropic,
+/// Gemini), a string `error`, or a top-level `message` (AWS).
 pub fn upstream_error_message(body: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(body).ok()?;
-    let message = v.get("error")?;
+    let Some(message) = v.get("error") else {
+        // Bedrock and other AWS services answer `{"message": "..."}`.
+        return v.get("message")?.as_str().map(str::to_owned);
+    };
     match message {
         Value::String(s) => Some(s.clone()),
         other => other.get("message")?.as_str().map(str::to_owned),
@@ -195,7 +201,7 @@ mod tests {
         assert_eq!(req.model, "pub");
         assert!(!req.stream);
         req.require("messages", true).unwrap();
-        let out: Value = serde_json::from_slice(&req.to_upstream_body("up")).unwrap();
+        let out = Value::Object(req.upstream_fields("up"));
         assert_eq!(out["model"], "up");
         assert_eq!(out["x_vendor"]["a"], 1);
         assert_eq!(out["temperature"], 0.2);
@@ -209,7 +215,9 @@ mod tests {
         )
         .unwrap();
         assert!(req.stream && !req.client_wants_usage);
-        let out: Value = serde_json::from_slice(&req.to_upstream_body("m")).unwrap();
+        let mut fields = req.upstream_fields("m");
+        request_stream_usage(&mut fields);
+        let out = Value::Object(fields);
         assert_eq!(out["stream_options"]["include_usage"], true);
         assert_eq!(out["stream_options"]["other"], 1);
         let req = PassthroughRequest::parse(

@@ -1,0 +1,147 @@
+//! The chat pipeline shared by both inbound formats, read top to bottom:
+//! authenticate -> read body -> parse -> resolve model and check access -> encode for the
+//! provider (untouched when formats match, through the IR otherwise) -> send -> relay or
+//! translate the answer back.
+
+use crate::access::AccessNote;
+use crate::auth::authenticate;
+use crate::body::{json_response, read_body, resolve, stream_response};
+use crate::error::GatewayError;
+use crate::inbound::Inbound;
+use crate::relay::{self, Sniffer};
+use crate::state::AppState;
+use crate::translate;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Extension;
+use portcullis_providers::{Operation, UpstreamBody, UpstreamFormat};
+use portcullis_wire::openai::{parse_usage, PassthroughRequest};
+use portcullis_wire::WireError;
+use std::sync::Arc;
+
+/// POST /v1/chat/completions (OpenAI format).
+pub async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    Extension(note): Extension<Arc<AccessNote>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(&state, note, &headers, body, Inbound::OpenAi)
+        .await
+        .unwrap_or_else(|e| e.respond(Inbound::OpenAi))
+}
+
+/// POST /v1/messages (Anthropic format).
+pub async fn messages(
+    State(state): State<Arc<AppState>>,
+    Extension(note): Extension<Arc<AccessNote>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(&state, note, &headers, body, Inbound::Anthropic)
+        .await
+        .unwrap_or_else(|e| e.respond(Inbound::Anthropic))
+}
+
+async fn handle(
+    state: &AppState,
+    note: Arc<AccessNote>,
+    headers: &HeaderMap,
+    body: Body,
+    inbound: Inbound,
+) -> Result<Response, GatewayError> {
+    let key = authenticate(state, headers)?;
+    note.key(&key.id);
+    let bytes = read_body(state, headers, body).await?;
+    let head = PassthroughRequest::parse(&bytes).map_err(GatewayError::from)?;
+    head.require("messages", true).map_err(GatewayError::from)?;
+    let route = resolve(state, &key, &head.model)?;
+    note.route(&route.model, &route.provider.name);
+    let provider = route.provider.clone();
+
+    let same_format = matches!(
+        (inbound, provider.format()),
+        (Inbound::OpenAi, UpstreamFormat::OpenAiChat)
+            | (Inbound::Anthropic, UpstreamFormat::Anthropic)
+    );
+    let upstream_body = if same_format {
+        let fields = head.upstream_fields(&route.upstream_model);
+        match inbound {
+            Inbound::OpenAi => provider.openai_body(fields, head.stream),
+            Inbound::Anthropic => {
+                serde_json::to_vec(&fields).map_err(|_| GatewayError::Internal)?
+            }
+        }
+    } else {
+        let mut request = translate::decode_request(inbound, &bytes)?;
+        request.model = route.upstream_model.clone();
+        translate::encode_request(&provider, &request)?
+    };
+
+    let answer = provider
+        .send(
+            Operation::Chat,
+            &route.upstream_model,
+            upstream_body,
+            head.stream,
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(provider = %provider.name, error = %e, "upstream call failed");
+            GatewayError::from_upstream(e, &provider)
+        })?;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    match (answer.body, same_format) {
+        (UpstreamBody::Full(bytes), true) => {
+            match inbound {
+                Inbound::OpenAi => match parse_usage(&bytes) {
+                    Ok(usage) => usage.into_iter().for_each(|u| note.usage(u)),
+                    Err(e) => {
+                        tracing::warn!(provider = %provider.name, error = %e, "upstream sent a body that is not JSON");
+                        return Err(GatewayError::UpstreamBadResponse);
+                    }
+                },
+                Inbound::Anthropic => {
+                    let response = translate::decode_response(&provider, &bytes)?;
+                    note.usage(translate::log_usage(&response.usage.unwrap_or_default()));
+                }
+            }
+            Ok(json_response(status, bytes))
+        }
+        (UpstreamBody::Full(bytes), false) => {
+            let response = translate::decode_response(&provider, &bytes)?;
+            if let Some(usage) = &response.usage {
+                note.usage(translate::log_usage(usage));
+            }
+            Ok(json_response(
+                status,
+                translate::encode_response(inbound, &response),
+            ))
+        }
+        (UpstreamBody::Stream(chunks), true) => {
+            let sniffer = match inbound {
+                Inbound::OpenAi => Sniffer::OpenAiChat {
+                    hide_usage_chunk: !head.client_wants_usage,
+                },
+                Inbound::Anthropic => Sniffer::Anthropic,
+            };
+            Ok(stream_response(relay::passthrough(
+                chunks, sniffer, note, provider,
+            )))
+        }
+        (UpstreamBody::Stream(chunks), false) => {
+            let stream =
+                translate::stream(chunks, inbound, head.client_wants_usage, note, provider)?;
+            Ok(stream_response(stream))
+        }
+    }
+}
+
+impl From<WireError> for GatewayError {
+    fn from(e: WireError) -> GatewayError {
+        let WireError::Malformed { message, param } = e;
+        GatewayError::BadRequest { message, param }
+    }
+}

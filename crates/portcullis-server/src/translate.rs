@@ -1,0 +1,265 @@
+//! Cross-format calls: a request decoded into the IR is encoded for the provider's native
+//! API, and its answer (whole or streamed) is translated back into the client's format.
+//! Streams are translated chunk by chunk: nothing waits for the end of the upstream stream.
+
+use crate::access::AccessNote;
+use crate::error::GatewayError;
+use crate::inbound::Inbound;
+use crate::relay::MAX_EVENT_BYTES;
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, Stream, StreamExt};
+use portcullis_providers::{Provider, UpstreamError, UpstreamFormat};
+use portcullis_wire::ir::{ChatRequest, ChatResponse, Format, StreamEvent, TranslateError, Usage};
+use portcullis_wire::sse::{event_data, EventSplitter};
+use portcullis_wire::{anthropic, openai_chat};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+impl From<TranslateError> for GatewayError {
+    fn from(e: TranslateError) -> GatewayError {
+        GatewayError::BadRequest {
+            message: e.to_string(),
+            param: Some(e.field),
+        }
+    }
+}
+
+/// Decodes the client's body into the IR.
+pub fn decode_request(inbound: Inbound, body: &[u8]) -> Result<ChatRequest, GatewayError> {
+    Ok(match inbound {
+        Inbound::OpenAi => openai_chat::parse_request(body)?,
+        Inbound::Anthropic => anthropic::parse_request(body)?,
+    })
+}
+
+/// Encodes the IR request for the provider (model already set to the upstream name).
+pub fn encode_request(provider: &Provider, request: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
+    match provider.format() {
+        UpstreamFormat::OpenAiChat => {
+            let serde_json::Value::Object(fields) = openai_chat::request_from_ir(request)? else {
+                return Err(GatewayError::Internal);
+            };
+            Ok(provider.openai_body(fields, request.is_stream()))
+        }
+        UpstreamFormat::Anthropic => Ok(serde_json::to_vec(&anthropic::request_from_ir(request)?)
+            .map_err(|_| GatewayError::Internal)?),
+        UpstreamFormat::Gemini | UpstreamFormat::Bedrock => Err(GatewayError::BadRequest {
+            message: format!(
+                "provider '{}' cannot be reached through translation yet",
+                provider.name
+            ),
+            param: Some("model".into()),
+        }),
+    }
+}
+
+fn wire_format(format: UpstreamFormat) -> Format {
+    match format {
+        UpstreamFormat::Anthropic => Format::Anthropic,
+        _ => Format::OpenAiChat,
+    }
+}
+
+/// Decodes a complete upstream answer into the IR.
+pub fn decode_response(provider: &Provider, body: &[u8]) -> Result<ChatResponse, GatewayError> {
+    let parsed = match provider.format() {
+        UpstreamFormat::OpenAiChat => openai_chat::parse_response(body),
+        UpstreamFormat::Anthropic => anthropic::parse_response(body),
+        UpstreamFormat::Gemini | UpstreamFormat::Bedrock => {
+            return Err(GatewayError::UpstreamBadResponse)
+        }
+    };
+    parsed.map_err(|e| {
+        tracing::warn!(provider = %provider.name, error = %e, "cannot decode upstream response");
+        GatewayError::UpstreamBadResponse
+    })
+}
+
+/// Encodes an IR answer in the client's format.
+pub fn encode_response(inbound: Inbound, response: &ChatResponse) -> Vec<u8> {
+    let value = match inbound {
+        Inbound::OpenAi => openai_chat::response_from_ir(response, crate::auth::unix_now() as u64),
+        Inbound::Anthropic => anthropic::response_from_ir(response),
+    };
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// The IR usage in the access log's terms.
+pub fn log_usage(usage: &Usage) -> portcullis_wire::openai::Usage {
+    portcullis_wire::openai::Usage {
+        prompt_tokens: usage.input,
+        completion_tokens: usage.output,
+        total_tokens: usage.input + usage.output,
+    }
+}
+
+/// Decodes the data of one upstream SSE event into IR events.
+trait DataDecoder: Send {
+    fn decode_data(&mut self, data: &[u8]) -> Result<Vec<StreamEvent>, TranslateError>;
+}
+
+impl DataDecoder for openai_chat::ChunkDecoder {
+    fn decode_data(&mut self, data: &[u8]) -> Result<Vec<StreamEvent>, TranslateError> {
+        self.decode(data)
+    }
+}
+
+impl DataDecoder for anthropic::EventDecoder {
+    fn decode_data(&mut self, data: &[u8]) -> Result<Vec<StreamEvent>, TranslateError> {
+        self.decode(data)
+    }
+}
+
+/// Turns upstream bytes into IR events.
+struct EventSource {
+    splitter: EventSplitter,
+    decoder: Box<dyn DataDecoder>,
+}
+
+impl EventSource {
+    fn for_provider(provider: &Provider) -> Option<EventSource> {
+        let decoder: Box<dyn DataDecoder> = match provider.format() {
+            UpstreamFormat::OpenAiChat => Box::new(openai_chat::ChunkDecoder::new()),
+            UpstreamFormat::Anthropic => Box::new(anthropic::EventDecoder::new()),
+            UpstreamFormat::Gemini | UpstreamFormat::Bedrock => return None,
+        };
+        Some(EventSource {
+            splitter: EventSplitter::new(MAX_EVENT_BYTES),
+            decoder,
+        })
+    }
+
+    fn feed(&mut self, chunk: &[u8]) -> Result<Vec<StreamEvent>, String> {
+        let mut out = Vec::new();
+        for event in self.splitter.push(chunk).map_err(|e| e.to_string())? {
+            if let Some(data) = event_data(&event) {
+                out.extend(self.decoder.decode_data(&data).map_err(|e| e.to_string())?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Turns IR events into the client's stream format.
+enum ClientEncoder {
+    OpenAi(openai_chat::ChunkEncoder),
+    Anthropic(anthropic::EventEncoder),
+}
+
+impl ClientEncoder {
+    fn encode(&mut self, event: &StreamEvent) -> Vec<u8> {
+        match self {
+            ClientEncoder::OpenAi(e) => e.encode_sse(event),
+            ClientEncoder::Anthropic(e) => e.encode_sse(event),
+        }
+    }
+}
+
+struct Translation {
+    upstream: BoxStream<'static, Result<Bytes, UpstreamError>>,
+    source: EventSource,
+    encoder: ClientEncoder,
+    note: Arc<AccessNote>,
+    provider: Arc<Provider>,
+    saw_done: bool,
+    finished: bool,
+}
+
+/// Translates an upstream stream into the client's format, chunk by chunk.
+pub fn stream(
+    upstream: BoxStream<'static, Result<Bytes, UpstreamError>>,
+    inbound: Inbound,
+    client_wants_usage: bool,
+    note: Arc<AccessNote>,
+    provider: Arc<Provider>,
+) -> Result<impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static, GatewayError> {
+    let source = EventSource::for_provider(&provider).ok_or(GatewayError::UpstreamBadResponse)?;
+    let upstream_format = wire_format(provider.format());
+    let encoder = match inbound {
+        Inbound::OpenAi => ClientEncoder::OpenAi(openai_chat::ChunkEncoder::new(
+            upstream_format,
+            crate::auth::unix_now() as u64,
+            client_wants_usage,
+        )),
+        Inbound::Anthropic => {
+            ClientEncoder::Anthropic(anthropic::EventEncoder::new(upstream_format))
+        }
+    };
+    let state = Translation {
+        upstream,
+        source,
+        encoder,
+        note,
+        provider,
+        saw_done: false,
+        finished: false,
+    };
+    Ok(futures_util::stream::unfold(state, |mut t| async move {
+        if t.finished {
+            return None;
+        }
+        loop {
+            let failure = match t.upstream.next().await {
+                Some(Ok(chunk)) => match t.source.feed(&chunk) {
+                    Ok(events) => {
+                        let out = t.encode_all(&events);
+                        if !out.is_empty() {
+                            return Some((Ok(Bytes::from(out)), t));
+                        }
+                        if t.finished {
+                            return None;
+                        }
+                        continue;
+                    }
+                    Err(detail) => GatewayError::from_upstream(
+                        UpstreamError::Protocol {
+                            provider: t.provider.name.clone(),
+                            detail,
+                        },
+                        &t.provider,
+                    ),
+                },
+                Some(Err(e)) => {
+                    tracing::warn!(provider = %t.provider.name, error = %e, "upstream stream failed");
+                    GatewayError::from_upstream(e, &t.provider)
+                }
+                None if t.saw_done => {
+                    t.finished = true;
+                    t.note.stream_outcome("complete");
+                    return None;
+                }
+                None => GatewayError::UpstreamBadResponse,
+            };
+            t.finished = true;
+            t.note.stream_outcome("upstream_error");
+            let event = StreamEvent::Error {
+                kind: failure.kind(),
+                message: failure.parts().message.into_owned(),
+            };
+            return Some((Ok(Bytes::from(t.encoder.encode(&event))), t));
+        }
+    }))
+}
+
+impl Translation {
+    fn encode_all(&mut self, events: &[StreamEvent]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for event in events {
+            match event {
+                StreamEvent::Usage(u) => self.note.usage(log_usage(u)),
+                StreamEvent::MessageStart { usage: Some(u), .. } => self.note.usage(log_usage(u)),
+                StreamEvent::Done => {
+                    self.saw_done = true;
+                    self.note.stream_outcome("complete");
+                }
+                StreamEvent::Error { .. } => {
+                    self.finished = true;
+                    self.note.stream_outcome("upstream_error");
+                }
+                _ => {}
+            }
+            out.extend(self.encoder.encode(event));
+        }
+        out
+    }
+}
