@@ -9,8 +9,10 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use tokio::sync::Notify;
 
+pub(crate) use crate::flavor::Flavor;
 use crate::recorder::lock;
 use crate::respond::{self, Body, StreamPlan};
+use crate::server::Ctx;
 
 /// A fault applied to one request.
 ///
@@ -38,6 +40,11 @@ pub enum Fault {
     /// Stream requests: send this many SSE events, pause for the duration, then continue.
     /// Non-stream requests are answered normally.
     StreamStallAfter(usize, Duration),
+    /// Stream requests: send this many events, then the provider's mid-stream error event
+    /// (OpenAI `data: {"error":..}`, Anthropic `event: error` with `overloaded_error`, Gemini
+    /// `data: {"error":..}`, Bedrock a `modelStreamErrorException` frame) and end the body
+    /// cleanly. Non-stream requests are answered normally.
+    StreamErrorAfter(usize),
 }
 
 impl Fault {
@@ -61,6 +68,9 @@ impl Fault {
     /// | `fault-malformed`              | `MalformedBody`                         |
     /// | `fault-stream-drop-3`          | `StreamDropAfter(3)`                    |
     /// | `fault-stream-stall-2-500`     | `StreamStallAfter(2, 500ms)`            |
+    /// | `fault-stream-error-2`         | `StreamErrorAfter(2)`                   |
+    ///
+    /// For Gemini, Azure and Bedrock the "model" is the model/deployment in the URL path.
     pub fn from_model(model: &str) -> Option<Fault> {
         let rest = model.strip_prefix("fault-")?;
         if rest == "drop" {
@@ -89,6 +99,9 @@ impl Fault {
         }
         if let Some(n) = rest.strip_prefix("stream-drop-") {
             return Some(Fault::StreamDropAfter(n.parse().ok()?));
+        }
+        if let Some(n) = rest.strip_prefix("stream-error-") {
+            return Some(Fault::StreamErrorAfter(n.parse().ok()?));
         }
         if let Some(spec) = rest.strip_prefix("stream-stall-") {
             let (n, ms) = spec.split_once('-')?;
@@ -138,6 +151,7 @@ pub(crate) enum Deferred {
     Malformed,
     StreamDrop(usize),
     StreamStall(usize, Duration),
+    StreamError(usize),
 }
 
 impl Deferred {
@@ -150,7 +164,21 @@ impl Deferred {
         }
     }
 
-    /// The pacing of an SSE stream under this fault.
+    /// The pacing of a stream under this fault; `error_event` builds the provider's
+    /// mid-stream error event (only called for `StreamError`).
+    pub(crate) fn stream_plan_with(
+        self,
+        chunk_delay: Duration,
+        error_event: impl FnOnce() -> Bytes,
+    ) -> StreamPlan {
+        let mut plan = self.stream_plan(chunk_delay);
+        if let Deferred::StreamError(n) = self {
+            plan.error_after = Some((n, error_event()));
+        }
+        plan
+    }
+
+    /// The pacing of an SSE stream under this fault (ignores `StreamError`).
     pub(crate) fn stream_plan(self, chunk_delay: Duration) -> StreamPlan {
         let mut plan = StreamPlan {
             chunk_delay,
@@ -159,17 +187,27 @@ impl Deferred {
         match self {
             Deferred::StreamDrop(n) => plan.drop_after = Some(n),
             Deferred::StreamStall(n, d) => plan.stall_after = Some((n, d)),
-            Deferred::None | Deferred::Malformed => {}
+            Deferred::None | Deferred::Malformed | Deferred::StreamError(_) => {}
         }
         plan
     }
 }
 
-/// Applies the immediate part of `fault`.
+/// Applies the fault selected by `model` (if any) and merges it with the queued one.
+pub(crate) async fn model_fault(ctx: &Ctx<'_>, model: &str) -> Result<Deferred, Response<Body>> {
+    let from_model = apply(Fault::from_model(model), ctx.kill, ctx.flavor).await?;
+    Ok(ctx.queued.or(from_model))
+}
+
+/// Applies the immediate part of `fault`; status faults answer in `flavor`'s error shape.
 ///
 /// Returns `Err(response)` when the fault decides the answer. For `DropConnection` this
 /// never returns: the connection is killed and the future stays pending until dropped.
-pub(crate) async fn apply(fault: Option<Fault>, kill: &Notify) -> Result<Deferred, Response<Body>> {
+pub(crate) async fn apply(
+    fault: Option<Fault>,
+    kill: &Notify,
+    flavor: Flavor,
+) -> Result<Deferred, Response<Body>> {
     let Some(fault) = fault else {
         return Ok(Deferred::None);
     };
@@ -178,7 +216,7 @@ pub(crate) async fn apply(fault: Option<Fault>, kill: &Notify) -> Result<Deferre
             status,
             body,
             retry_after,
-        } => Err(status_response(status, body, retry_after)),
+        } => Err(status_response(flavor, status, body, retry_after)),
         Fault::Delay(d) => {
             tokio::time::sleep(d).await;
             Ok(Deferred::None)
@@ -191,19 +229,25 @@ pub(crate) async fn apply(fault: Option<Fault>, kill: &Notify) -> Result<Deferre
         Fault::MalformedBody => Ok(Deferred::Malformed),
         Fault::StreamDropAfter(n) => Ok(Deferred::StreamDrop(n)),
         Fault::StreamStallAfter(n, d) => Ok(Deferred::StreamStall(n, d)),
+        Fault::StreamErrorAfter(n) => Ok(Deferred::StreamError(n)),
     }
 }
 
 /// Keeps the kill switch type in one place for callers holding an `Arc`.
 pub(crate) type Kill = Arc<Notify>;
 
-fn status_response(status: u16, body: Option<String>, retry_after: Option<u64>) -> Response<Body> {
+fn status_response(
+    flavor: Flavor,
+    status: u16,
+    body: Option<String>,
+    retry_after: Option<u64>,
+) -> Response<Body> {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = match body {
-        Some(b) => Bytes::from(b),
-        None => default_error_body(code),
+    let mut resp = match (body, flavor) {
+        (Some(b), _) => respond::json_bytes(code, Bytes::from(b)),
+        (None, Flavor::OpenAi) => respond::json_bytes(code, default_error_body(code)),
+        (None, other) => other.status_error(code),
     };
-    let mut resp = respond::json_bytes(code, body);
     if let Some(secs) = retry_after {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -212,7 +256,7 @@ fn status_response(status: u16, body: Option<String>, retry_after: Option<u64>) 
 }
 
 /// The OpenAI error body a real provider would plausibly send with this status.
-fn default_error_body(status: StatusCode) -> Bytes {
+pub(crate) fn default_error_body(status: StatusCode) -> Bytes {
     let (kind, code) = match status.as_u16() {
         401 => ("invalid_request_error", Some("invalid_api_key")),
         403 => (
@@ -228,7 +272,7 @@ fn default_error_body(status: StatusCode) -> Bytes {
     respond::openai_error_body(&message, kind, None, code)
 }
 
-/// The malformed body sent for [`Fault::MalformedBody`].
+/// The (OpenAI) malformed body sent for [`Fault::MalformedBody`].
 pub(crate) fn malformed_response(stream: bool) -> Response<Body> {
     if stream {
         respond::full(
@@ -286,6 +330,10 @@ mod tests {
             Some(Fault::StreamStallAfter(2, Duration::from_millis(500)))
         );
         assert_eq!(Fault::from_model("fault-delay-x"), None);
+        assert_eq!(
+            Fault::from_model("fault-stream-error-2"),
+            Some(Fault::StreamErrorAfter(2))
+        );
     }
 
     #[test]

@@ -15,14 +15,27 @@
 //! # }
 //! ```
 //!
-//! Modules are per API family (`openai`, later Anthropic, Gemini, Bedrock); `faults`,
-//! `recorder` and `respond` are shared by all of them.
+//! One mock answers every provider API by path (see [`MockUpstream`]): OpenAI (`/v1/...`),
+//! Anthropic (`/v1/messages`), Gemini (`/v1beta/models/{m}:generateContent`), Azure OpenAI
+//! (`/openai/deployments/{d}/...`) and Bedrock (`/model/{id}/converse[-stream]`). Each replies
+//! in its provider's documented shape, built here independently of `portcullis-wire` so tests
+//! of the gateway's translators are not circular. Faults and recording work the same for all;
+//! status faults answer in the error shape of the path's provider.
+//!
+//! Modules are per API family; `faults`, `flavor`, `recorder` and `respond` are shared.
 
+mod anthropic;
+mod azure;
+pub mod bedrock;
+pub mod eventstream_encode;
 mod faults;
+mod flavor;
+pub mod gemini;
 pub mod openai;
 mod recorder;
 mod respond;
 mod server;
+mod sigv4;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,6 +100,24 @@ impl MockUpstream {
     /// The OpenAI base URL, e.g. `http://127.0.0.1:PORT/v1`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The host root, e.g. `http://127.0.0.1:PORT`: the base URL for Anthropic (`/v1/messages`),
+    /// Gemini (`/v1beta/models/...`), Azure OpenAI (`/openai/deployments/...`) and Bedrock
+    /// (`/model/...`).
+    pub fn root_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Makes Bedrock requests verify their SigV4 signature against these credentials:
+    /// an unknown access key gets `403 UnrecognizedClientException`, a wrong signature
+    /// `403 InvalidSignatureException`. Without this call only the presence and shape of
+    /// `Authorization: AWS4-HMAC-SHA256 Credential=...` and `X-Amz-Date` are checked.
+    pub fn expect_aws_credentials(&self, access_key: &str, secret_access_key: &str) {
+        *recorder::lock(&self.shared.aws_credentials) = Some(bedrock::AwsCredentials {
+            access_key: access_key.to_owned(),
+            secret: secret_access_key.to_owned(),
+        });
     }
 
     /// All requests received so far, in order (empty when recording is off).

@@ -109,6 +109,17 @@ pub(crate) fn sse_event<T: Serialize>(value: &T) -> Bytes {
     Bytes::from(buf)
 }
 
+/// One named SSE event `event: <name>\ndata: <payload>\n\n` (Anthropic style).
+pub(crate) fn sse_named_event<T: Serialize>(name: &str, value: &T) -> Bytes {
+    let mut buf = Vec::with_capacity(256);
+    buf.extend_from_slice(b"event: ");
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b"\ndata: ");
+    let _ = serde_json::to_writer(&mut buf, value);
+    buf.extend_from_slice(b"\n\n");
+    Bytes::from(buf)
+}
+
 /// The terminating SSE event of OpenAI streams.
 pub(crate) const SSE_DONE: &[u8] = b"data: [DONE]\n\n";
 
@@ -121,6 +132,8 @@ pub(crate) struct StreamPlan {
     pub stall_after: Option<(usize, Duration)>,
     /// After this many events, abort the connection (no further data, no `[DONE]`).
     pub drop_after: Option<usize>,
+    /// After this many events, send this (provider-shaped) error event and end the body.
+    pub error_after: Option<(usize, Bytes)>,
 }
 
 struct StreamState {
@@ -136,6 +149,20 @@ struct StreamState {
 /// `kill` aborts the whole connection; it is used for `drop_after`, after the events already
 /// sent have been handed to the socket.
 pub(crate) fn sse(events: Vec<Bytes>, plan: StreamPlan, kill: Arc<Notify>) -> Response<Body> {
+    let mut resp = streamed(events, plan, kill, EVENT_STREAM);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// A `200 OK` response with this content type whose body is `events`, one frame each, sent
+/// according to `plan` (see [`sse`]).
+pub(crate) fn streamed(
+    events: Vec<Bytes>,
+    plan: StreamPlan,
+    kill: Arc<Notify>,
+    content_type: HeaderValue,
+) -> Response<Body> {
     let state = StreamState {
         events,
         next: 0,
@@ -156,6 +183,18 @@ pub(crate) fn sse(events: Vec<Bytes>, plan: StreamPlan, kill: Arc<Notify>) -> Re
             let err = io::Error::new(io::ErrorKind::ConnectionAborted, "mock stream drop");
             return Some((Err(err), st));
         }
+        if let Some((n, _)) = &st.plan.error_after {
+            if *n == i {
+                st.done = true;
+                let event = st
+                    .plan
+                    .error_after
+                    .take()
+                    .map(|(_, e)| e)
+                    .unwrap_or_default();
+                return Some((Ok(Frame::data(event)), st));
+            }
+        }
         if i >= st.events.len() {
             return None;
         }
@@ -172,8 +211,7 @@ pub(crate) fn sse(events: Vec<Bytes>, plan: StreamPlan, kill: Arc<Notify>) -> Re
         Some((Ok(Frame::data(event)), st))
     });
     let mut resp = Response::new(Either::Right(StreamBody::new(frames.boxed())));
-    let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_TYPE, EVENT_STREAM);
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
     resp
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Request;
+use http::{HeaderMap, Method, Request};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -16,10 +16,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::faults::{self, Deferred, FaultQueue, Kill};
+use crate::faults::{self, Deferred, FaultQueue, Flavor, Kill};
 use crate::recorder::{RecordedRequest, Recorder};
 use crate::respond::{self, HandlerResult};
-use crate::{openai, MockOptions};
+use crate::{anthropic, azure, bedrock, gemini, openai, MockOptions};
 
 /// Request header: pause between SSE events, in milliseconds.
 pub const CHUNK_DELAY_HEADER: &str = "x-mock-chunk-delay-ms";
@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub recorder: Recorder,
     pub faults: FaultQueue,
     pub seq: AtomicU64,
+    /// When set, Bedrock requests must carry a valid SigV4 signature for these credentials.
+    pub aws_credentials: std::sync::Mutex<Option<bedrock::AwsCredentials>>,
 }
 
 impl Shared {
@@ -40,13 +42,22 @@ impl Shared {
             recorder: Recorder::default(),
             faults: FaultQueue::default(),
             seq: AtomicU64::new(0),
+            aws_credentials: std::sync::Mutex::new(None),
         }
     }
 }
 
 /// What a handler needs to know about the request being answered.
 pub(crate) struct Ctx<'a> {
+    pub method: &'a Method,
+    /// Path without the query string.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
     pub body: &'a Bytes,
+    /// The API family, from the path; selects error shapes.
+    pub flavor: Flavor,
+    pub shared: &'a Shared,
     /// Sequence number of the request (1-based), used in ids.
     pub seq: u64,
     pub chunk_delay: Duration,
@@ -54,6 +65,21 @@ pub(crate) struct Ctx<'a> {
     pub kill: &'a Kill,
     /// The deferred part of the queued fault, if one was consumed by this request.
     pub queued: Deferred,
+}
+
+impl Ctx<'_> {
+    /// A request header as text (`None` if absent or not visible ASCII).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The raw (still percent-encoded) value of a query parameter.
+    pub(crate) fn query_param(&self, name: &str) -> Option<&str> {
+        self.query?.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == name).then_some(v)
+        })
+    }
 }
 
 /// Accepts connections until the task is aborted; aborting it also aborts every connection.
@@ -110,7 +136,9 @@ async fn handle(shared: Arc<Shared>, kill: Kill, req: Request<Incoming>) -> Hand
             .push(RecordedRequest::from_parts(&parts, body.clone()));
     }
     let seq = shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
-    let queued = match faults::apply(shared.faults.pop(), &kill).await {
+    let path = parts.uri.path();
+    let flavor = Flavor::for_path(path);
+    let queued = match faults::apply(shared.faults.pop(), &kill, flavor).await {
         Ok(d) => d,
         Err(resp) => return Ok(resp),
     };
@@ -122,17 +150,29 @@ async fn handle(shared: Arc<Shared>, kill: Kill, req: Request<Incoming>) -> Hand
         .map(Duration::from_millis)
         .unwrap_or(Duration::ZERO);
     let ctx = Ctx {
+        method: &parts.method,
+        path,
+        query: parts.uri.query(),
+        headers: &parts.headers,
         body: &body,
+        flavor,
+        shared: &shared,
         seq,
         chunk_delay,
         kill: &kill,
         queued,
     };
-    let path = parts.uri.path();
-    if let Some(resp) = openai::handle(&parts.method, path, &ctx).await {
-        return Ok(resp);
-    }
-    Ok(openai::not_found(&parts.method, path))
+    let resp = match flavor {
+        Flavor::Anthropic => anthropic::handle(&ctx).await,
+        Flavor::Gemini => gemini::handle(&ctx).await,
+        Flavor::Azure => azure::handle(&ctx).await,
+        Flavor::Bedrock => bedrock::handle(&ctx).await,
+        Flavor::OpenAi => match openai::handle(&parts.method, path, &ctx).await {
+            Some(resp) => resp,
+            None => openai::not_found(&parts.method, path),
+        },
+    };
+    Ok(resp)
 }
 
 /// Binds `addr` and spawns the accept loop on the current runtime.

@@ -20,6 +20,17 @@ pub(crate) enum Reply {
 }
 
 impl Reply {
+    /// The mock model's decision, shared by every provider: a call of the first tool when
+    /// tools are offered and the last user text mentions the weather, else an echo.
+    pub(crate) fn decide(last_user: &str, first_tool: Option<&str>) -> Reply {
+        match first_tool {
+            Some(name) if last_user.to_ascii_lowercase().contains("weather") => Reply::ToolCall {
+                name: name.to_owned(),
+            },
+            _ => Reply::Text(format!("echo: {last_user}")),
+        }
+    }
+
     pub(crate) fn finish_reason(&self) -> &'static str {
         match self {
             Reply::Text(_) => "stop",
@@ -115,7 +126,18 @@ pub(crate) async fn handle(ctx: &Ctx<'_>) -> Response<Body> {
             .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-        let plan = deferred.stream_plan(ctx.chunk_delay);
+        let plan = deferred.stream_plan_with(ctx.chunk_delay, || {
+            let body = respond::openai_error_body(
+                "The server had an error while processing your request. Sorry about that!",
+                "server_error",
+                None,
+                None,
+            );
+            let mut event = b"data: ".to_vec();
+            event.extend_from_slice(&body);
+            event.extend_from_slice(b"\n\n");
+            bytes::Bytes::from(event)
+        });
         let events = stream::events(&exchange, include_usage);
         return respond::sse(events, plan, ctx.kill.clone());
     }

@@ -1,14 +1,14 @@
 //! OpenAI-shaped API: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`.
 
-mod chat;
-mod embeddings;
+pub(crate) mod chat;
+pub(crate) mod embeddings;
 mod stream;
 mod types;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::faults::{self, Deferred, Fault};
+use crate::faults::{self, Deferred};
 use crate::respond::{self, Body};
 use crate::server::Ctx;
 
@@ -71,14 +71,8 @@ fn models() -> http::Response<Body> {
     respond::json_bytes(StatusCode::OK, body.clone())
 }
 
-/// Applies the fault selected by `model` (if any) and merges it with the queued one.
-pub(crate) async fn model_fault(
-    ctx: &Ctx<'_>,
-    model: &str,
-) -> Result<Deferred, http::Response<Body>> {
-    let from_model = faults::apply(Fault::from_model(model), ctx.kill).await?;
-    Ok(ctx.queued.or(from_model))
-}
+pub(crate) use crate::faults::model_fault;
+pub(crate) use stream::{split_arguments, split_words};
 
 /// Whole seconds since the Unix epoch.
 pub(crate) fn now_secs() -> u64 {

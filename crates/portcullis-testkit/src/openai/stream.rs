@@ -126,7 +126,7 @@ pub(crate) fn split_words(text: &str) -> Vec<&str> {
 }
 
 /// Splits tool-call arguments into three fragments at char boundaries.
-fn split_arguments(args: &str) -> [&str; 3] {
+pub(crate) fn split_arguments(args: &str) -> [&str; 3] {
     let boundary = |target: usize| {
         (target..=args.len())
             .find(|&i| args.is_char_boundary(i))

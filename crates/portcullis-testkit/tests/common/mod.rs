@@ -81,3 +81,65 @@ pub fn chat_body(model: &str, user: &str, stream: bool) -> Value {
         ]
     })
 }
+
+/// A whole response body read to its end; `error` is set if the connection broke.
+#[derive(Debug)]
+pub struct RawRead {
+    pub bytes: Vec<u8>,
+    pub error: Option<String>,
+}
+
+/// Reads a body to its end without failing on a broken connection.
+pub async fn read_raw(resp: reqwest::Response) -> RawRead {
+    let mut stream = resp.bytes_stream();
+    let mut bytes = Vec::new();
+    let mut error = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(b) => bytes.extend_from_slice(&b),
+            Err(e) => {
+                error = Some(format!("{e:?}"));
+                break;
+            }
+        }
+    }
+    RawRead { bytes, error }
+}
+
+/// One parsed SSE event: optional `event:` name and the `data:` payload.
+#[derive(Debug, Clone)]
+pub struct NamedEvent {
+    pub event: Option<String>,
+    pub data: String,
+}
+
+impl NamedEvent {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|e| panic!("event is not JSON ({e}): {}", self.data))
+    }
+}
+
+/// Parses complete SSE events from text with LF or CRLF line ends (per the SSE spec).
+pub fn parse_sse(text: &str) -> Vec<NamedEvent> {
+    let normalized = text.replace("\r\n", "\n");
+    normalized
+        .split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let mut event = None;
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(name) = line.strip_prefix("event: ") {
+                    event = Some(name.to_owned());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push(d);
+                }
+            }
+            NamedEvent {
+                event,
+                data: data.join("\n"),
+            }
+        })
+        .collect()
+}
