@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use clap::Parser;
 use portcullis_testkit::{MockOptions, MockUpstream};
 
-/// OpenAI-shaped mock upstream with fault injection (faults selected by model name).
+/// Mock upstream (OpenAI, Anthropic, Gemini, Azure OpenAI and Bedrock shapes by path) with
+/// fault injection (faults selected by model name).
 #[derive(Debug, Parser)]
 #[command(name = "portcullis-mock", version)]
 struct Args {

@@ -218,3 +218,16 @@ async fn chunk_delay_header_streams_incrementally() {
         assert!(pair[1].at > pair[0].at);
     }
 }
+
+#[tokio::test]
+async fn stream_error_fault_sends_an_error_chunk() {
+    let mock = MockUpstream::start().await;
+    let resp = post_chat(&mock, &chat_body("fault-stream-error-2", "a b c", true))
+        .await
+        .unwrap();
+    let read = read_sse(resp).await;
+    assert!(read.error.is_none(), "ends cleanly: {read:?}");
+    assert_eq!(read.events.len(), 3);
+    assert!(!read.raw.contains("[DONE]"));
+    assert_eq!(read.events[2].json()["error"]["type"], "server_error");
+}

@@ -21,6 +21,8 @@ pub enum Format {
     OpenAiChat,
     /// Anthropic Messages (`/v1/messages`).
     Anthropic,
+    /// Google Gemini `generateContent` / `streamGenerateContent` (v1beta).
+    Gemini,
 }
 
 /// A request field one side cannot express: the gateway answers 400 naming `field`.
