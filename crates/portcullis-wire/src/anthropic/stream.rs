@@ -175,8 +175,8 @@ enum Open {
     Tool(usize),
 }
 
-/// Turns IR events into the exact Anthropic event sequence: `message_start`, `ping`, then
-/// per block `content_block_start`/`content_block_delta`*/`content_block_stop`, then
+/// Turns IR events into the exact Anthropic event sequence: `message_start`, then
+/// per block (the first followed by `ping`) `content_block_start`/`content_block_delta`*/`content_block_stop`, then
 /// `message_delta` (stop reason and usage) and `message_stop`. Blocks are opened and
 /// closed as text, thinking and tool calls begin; nothing is held back.
 #[derive(Debug)]
@@ -188,6 +188,7 @@ pub struct EventEncoder {
     next_block: usize,
     stop: Option<StopReason>,
     usage: Usage,
+    pinged: bool,
 }
 
 /// One Anthropic SSE event: its `event:` name and `data:` JSON.
@@ -204,6 +205,7 @@ impl EventEncoder {
             next_block: 0,
             stop: None,
             usage: Usage::default(),
+            pinged: false,
         }
     }
 
@@ -220,7 +222,6 @@ impl EventEncoder {
                 "id": id, "type": "message", "role": "assistant", "model": model,
                 "content": [], "stop_reason": null, "stop_sequence": null, "usage": u}}),
         ));
-        out.push(("ping", json!({"type": "ping"})));
     }
 
     fn close(&mut self, out: &mut Vec<SseEvent>) {
@@ -247,6 +248,11 @@ impl EventEncoder {
             "content_block_start",
             json!({"type": "content_block_start", "index": index, "content_block": block}),
         ));
+        // Anthropic's documented order: message_start, content_block_start, ping, deltas.
+        if !self.pinged {
+            self.pinged = true;
+            out.push(("ping", json!({"type": "ping"})));
+        }
         index
     }
 
