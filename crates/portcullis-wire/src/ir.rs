@@ -23,6 +23,8 @@ pub enum Format {
     Anthropic,
     /// Google Gemini `generateContent` / `streamGenerateContent` (v1beta).
     Gemini,
+    /// Amazon Bedrock Converse / ConverseStream.
+    Bedrock,
 }
 
 /// A request field one side cannot express: the gateway answers 400 naming `field`.

@@ -3,6 +3,7 @@
 //! so it is fast to test and safe to fuzz.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod ir;
 pub mod openai;

@@ -185,7 +185,7 @@ pub fn response_from_ir(resp: &ChatResponse, created: u64) -> Value {
             },
             finish_reason: resp.stop.as_ref().map(|s| match resp.source {
                 Format::OpenAiChat => s.raw.clone(),
-                Format::Anthropic | Format::Gemini => stop_from_ir(s).to_string(),
+                Format::Anthropic | Format::Gemini | Format::Bedrock => stop_from_ir(s).to_string(),
             }),
             extra: choice_extra,
         }],
