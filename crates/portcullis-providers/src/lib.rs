@@ -2,6 +2,7 @@
 //! headers, TLS trust, timeouts) and how its failures are classified. The built-in `mock`
 //! kind answers in-process so a new user can try the gateway without an account.
 
+pub mod aws;
 mod client;
 mod error;
 mod mock;
