@@ -67,12 +67,19 @@ async fn one_json_access_line_per_request() {
     assert_eq!(r.status(), 200);
     let _ = r.bytes().await;
 
-    let r = gw.chat(&key, json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]})).await;
+    let r = gw
+        .chat(
+            &key,
+            json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
     record(&r, "-", false);
     assert_eq!(r.status(), 404);
     let _ = r.bytes().await;
 
-    let r = gw.chat("pcl_not_a_real_key_000000000000", chat.clone()).await;
+    let r = gw
+        .chat("pcl_not_a_real_key_000000000000", chat.clone())
+        .await;
     record(&r, "-", false);
     assert_eq!(r.status(), 401);
     let _ = r.bytes().await;
@@ -104,7 +111,10 @@ async fn one_json_access_line_per_request() {
     let lines = access_lines(&stderr);
 
     for (id, status, model, tokens) in &expected {
-        let mine: Vec<&Value> = lines.iter().filter(|l| l["request_id"] == id.as_str()).collect();
+        let mine: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["request_id"] == id.as_str())
+            .collect();
         assert_eq!(mine.len(), 1, "exactly one access line for {id}: {mine:?}");
         let line = mine[0];
         assert_eq!(line["status"], *status, "{line}");
@@ -128,8 +138,14 @@ async fn one_json_access_line_per_request() {
 
     // Every stderr line is JSON, and the key appears nowhere (not even its secret part).
     for l in stderr.lines() {
-        assert!(serde_json::from_str::<Value>(l).is_ok(), "non-JSON log line: {l}");
+        assert!(
+            serde_json::from_str::<Value>(l).is_ok(),
+            "non-JSON log line: {l}"
+        );
     }
     assert!(!stderr.contains(&key), "full key in the log");
-    assert!(!stderr.contains(&key[12..]), "secret part of the key in the log");
+    assert!(
+        !stderr.contains(&key[12..]),
+        "secret part of the key in the log"
+    );
 }

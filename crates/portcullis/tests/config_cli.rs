@@ -61,7 +61,10 @@ fn assert_all_problems(output: &str) {
 fn config_check_reports_every_problem() {
     let wd = Workdir::new();
     let path = wd.write("bad.yaml", bad_config(free_port()));
-    let out = cli(&[], &["config", "check", "--config", path.to_str().unwrap()]);
+    let out = cli(
+        &[],
+        &["config", "check", "--config", path.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1), "exit code");
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert_all_problems(&all);
@@ -76,7 +79,10 @@ fn config_check_reports_every_problem_within_one_section() {
         "bad.yaml",
         "server:\n  listen: not-an-address\n  colour: blue\n  max_body_size: lots\n  timeouts:\n    connect: forever\n",
     );
-    let out = cli(&[], &["config", "check", "--config", path.to_str().unwrap()]);
+    let out = cli(
+        &[],
+        &["config", "check", "--config", path.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     for p in [
@@ -125,17 +131,26 @@ models:
 "#;
     let path = wd.write("good.yaml", config);
     let env = vec![
-        ("PORTCULLIS_E2E_OPENAI_KEY".to_string(), "sk-test-123456".to_string()),
+        (
+            "PORTCULLIS_E2E_OPENAI_KEY".to_string(),
+            "sk-test-123456".to_string(),
+        ),
         ("PORTCULLIS_E2E_TEAM".to_string(), "blue".to_string()),
     ];
-    let out = cli(&env, &["config", "check", "--config", path.to_str().unwrap()]);
+    let out = cli(
+        &env,
+        &["config", "check", "--config", path.to_str().unwrap()],
+    );
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(all.contains("valid"), "{all}");
     assert!(!all.contains("sk-test-123456"), "secret printed: {all}");
 
     // Without the variables the same file is invalid, naming both paths.
-    let out = cli(&[], &["config", "check", "--config", path.to_str().unwrap()]);
+    let out = cli(
+        &[],
+        &["config", "check", "--config", path.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(all.contains("providers[0].api_key"), "{all}");
@@ -149,7 +164,10 @@ fn config_check_warns_about_a_literal_key() {
         "literal.yaml",
         "providers:\n  - name: o\n    kind: openai\n    api_key: sk-literal-abcdef\nmodels:\n  - name: g\n    provider: o\n",
     );
-    let out = cli(&[], &["config", "check", "--config", path.to_str().unwrap()]);
+    let out = cli(
+        &[],
+        &["config", "check", "--config", path.to_str().unwrap()],
+    );
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(all.to_lowercase().contains("warning"), "{all}");
@@ -161,7 +179,10 @@ fn config_check_warns_about_a_literal_key() {
 fn config_check_on_a_missing_file_fails() {
     let wd = Workdir::new();
     let path = wd.path().join("nope.yaml");
-    let out = cli(&[], &["config", "check", "--config", path.to_str().unwrap()]);
+    let out = cli(
+        &[],
+        &["config", "check", "--config", path.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
 }
 

@@ -17,7 +17,11 @@ async fn create_list_revoke_live() {
     let stdout = text(&out.stdout);
     assert!(stdout.ends_with('\n'));
     let key = stdout.trim_end_matches('\n');
-    assert_eq!(stdout.lines().count(), 1, "stdout holds only the key: {stdout:?}");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "stdout holds only the key: {stdout:?}"
+    );
     assert!(key.starts_with("pcl_") && !key.contains(char::is_whitespace));
     assert!(key.len() >= 4 + 32, "at least 128 bits of hex: {key}");
     let stderr = text(&out.stderr);
@@ -52,7 +56,10 @@ async fn create_list_revoke_live() {
     let prefix = row["prefix"].as_str().unwrap();
     assert!(key.starts_with(prefix) && prefix.len() < key.len() / 2);
     let id = row["id"].as_str().unwrap().to_string();
-    assert!(!key.contains(&id[4..]), "the id is not derived from the key");
+    assert!(
+        !key.contains(&id[4..]),
+        "the id is not derived from the key"
+    );
 
     // Revocation reaches the running gateway within a second.
     let out = gw.cli(&["keys", "revoke", &id]);
@@ -63,7 +70,10 @@ async fn create_list_revoke_live() {
         .await
         .expect("revoked key still accepted after 3 s");
     let took = revoked.elapsed();
-    assert!(took < Duration::from_millis(1500), "revocation took {took:?}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "revocation took {took:?}"
+    );
     let message = last["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("revoked"), "{last}");
     assert_eq!(last["error"]["code"], "invalid_api_key");
@@ -138,7 +148,10 @@ async fn model_globs_restrict_the_key() {
             r.json::<serde_json::Value>().await.unwrap()
         }
     };
-    assert_eq!(ids(models(limited.clone()).await), ["gpt-4o-mini", "gpt-4o"]);
+    assert_eq!(
+        ids(models(limited.clone()).await),
+        ["gpt-4o-mini", "gpt-4o"]
+    );
     assert_eq!(
         ids(models(all.clone()).await),
         ["gpt-4o-mini", "gpt-4o", "claude-haiku", "llama-3-8b"]
@@ -179,7 +192,8 @@ async fn expired_key_is_refused() {
 async fn missing_and_invalid_keys_get_401() {
     let gw = Gateway::start(Spec::new(mock_models(&["mock-echo"]))).await;
     let key = gw.create_key("k", &[]);
-    let body = serde_json::json!({"model": "mock-echo", "messages": [{"role": "user", "content": "hi"}]});
+    let body =
+        serde_json::json!({"model": "mock-echo", "messages": [{"role": "user", "content": "hi"}]});
     let r = gw
         .client
         .post(gw.url("/v1/chat/completions"))
@@ -189,7 +203,9 @@ async fn missing_and_invalid_keys_get_401() {
         .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("x-request-id"));
-    let (status, _) = gw.simple_chat("pcl_0000000000000000000000000000000000", "mock-echo").await;
+    let (status, _) = gw
+        .simple_chat("pcl_0000000000000000000000000000000000", "mock-echo")
+        .await;
     assert_eq!(status, 401);
     // x-api-key is accepted as well.
     let ok = poll_until(Duration::from_secs(3), || async {

@@ -74,7 +74,10 @@ async fn openai_python_sdk() {
         "pytest failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
-    assert!(!stdout.contains(" skipped"), "SDK tests were skipped:\n{stdout}");
+    assert!(
+        !stdout.contains(" skipped"),
+        "SDK tests were skipped:\n{stdout}"
+    );
 
     // The SDK traffic reached the upstream with the provider key only.
     let seen = mock.requests();

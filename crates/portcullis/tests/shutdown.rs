@@ -37,7 +37,11 @@ async fn sigterm_drains_an_inflight_stream_then_exits_zero() {
         .await;
     assert_eq!(resp.status(), 200);
     let mut body = String::new();
-    let first = resp.chunk().await.expect("first chunk").expect("stream open");
+    let first = resp
+        .chunk()
+        .await
+        .expect("first chunk")
+        .expect("stream open");
     body.push_str(&String::from_utf8_lossy(&first));
 
     gw.sigterm();
@@ -89,7 +93,11 @@ async fn sigterm_when_idle_exits_zero_quickly() {
         .await
         .expect("idle gateway did not stop within 5 s");
     assert_eq!(status.code(), Some(0));
-    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test]

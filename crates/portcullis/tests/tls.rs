@@ -60,11 +60,7 @@ async fn data_and_admin_planes_serve_https() {
     let wd = Workdir::new();
     let cert = wd.write("server.pem", &pki.leaf_pem);
     let key = wd.write("server.key", &pki.leaf_key_pem);
-    let tls = format!(
-        "    cert: {}\n    key: {}\n",
-        cert.display(),
-        key.display()
-    );
+    let tls = format!("    cert: {}\n    key: {}\n", cert.display(), key.display());
     let mut spec = Spec::new(common::mock_models(&["mock-echo"]))
         .server(&format!("  tls:\n{tls}  admin_tls:\n{tls}"));
     spec.tls_ca_pem = Some(pki.ca_pem.clone().into_bytes());
@@ -186,7 +182,10 @@ async fn https_upstream_with_custom_ca_bundle() {
     assert_eq!(body["choices"][0]["message"]["content"], "echo: hi");
     let seen = mock.requests();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].header("authorization"), Some("Bearer sk-tls-upstream"));
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some("Bearer sk-tls-upstream")
+    );
 
     // Streaming through TLS as well.
     let r = gw

@@ -83,10 +83,16 @@ async fn gateway_key_never_reaches_the_upstream() {
         assert_eq!(req.header("x-team"), Some("blue"));
         assert!(req.header("x-api-key").is_none(), "x-api-key forwarded");
         for (name, value) in &req.headers {
-            assert!(!value.contains(&key), "gateway key in upstream header {name}");
+            assert!(
+                !value.contains(&key),
+                "gateway key in upstream header {name}"
+            );
             assert!(!value.contains(&key[..12]), "key prefix in header {name}");
         }
-        assert!(!req.body_text().contains(&key), "gateway key in upstream body");
+        assert!(
+            !req.body_text().contains(&key),
+            "gateway key in upstream body"
+        );
     }
     let chat = seen[0].json();
     assert_eq!(seen[0].path, "/v1/chat/completions");

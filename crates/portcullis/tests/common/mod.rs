@@ -203,7 +203,10 @@ impl Gateway {
                     line.clear();
                     match reader.read_line(&mut line) {
                         Ok(0) | Err(_) => break,
-                        Ok(_) => sink.lock().unwrap_or_else(|e| e.into_inner()).push_str(&line),
+                        Ok(_) => sink
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push_str(&line),
                     }
                 }
             });
@@ -250,7 +253,10 @@ impl Gateway {
 
     /// Everything the gateway wrote to stderr so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Runs a CLI subcommand against this gateway's config (`--config` appended).
@@ -292,7 +298,10 @@ impl Gateway {
                 .unwrap_or(false)
         })
         .await;
-        assert!(ok.is_some(), "key {name} not accepted by the gateway within 3 s");
+        assert!(
+            ok.is_some(),
+            "key {name} not accepted by the gateway within 3 s"
+        );
         key
     }
 
@@ -402,7 +411,11 @@ impl Gateway {
     }
 }
 
-async fn wait_healthy(child: &mut Child, client: &reqwest::Client, url: &str) -> Result<(), String> {
+async fn wait_healthy(
+    child: &mut Child,
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<(), String> {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -466,7 +479,11 @@ pub fn stream_text(body: &str) -> String {
         .iter()
         .filter(|d| d.as_str() != "[DONE]")
         .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(String::from))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
         .collect()
 }
 
