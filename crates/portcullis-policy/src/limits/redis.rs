@@ -62,7 +62,7 @@ for i = 1, #KEYS do
   redis.call('HSET', KEYS[i], 'l', tostring(level), 't', math.max(now, last))
   redis.call('PEXPIRE', KEYS[i], math.ceil(iv / 1000) + 1000)
 end
-return 1
+return {1}
 "#,
     )
 });
@@ -130,7 +130,7 @@ for i = 1, #KEYS do
   if r < 0 then redis.call('HSET', KEYS[i], 'reserved', 0) end
   redis.call('HINCRBY', KEYS[i], 'spent', tonumber(ARGV[1]))
 end
-return 1
+return {1}
 "#,
     )
 });
