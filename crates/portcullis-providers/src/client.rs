@@ -95,6 +95,7 @@ pub struct Provider {
     api_version: String,
     headers: HeaderMap,
     secrets: Vec<String>,
+    aws: Option<(crate::aws::sigv4::Credentials, String)>,
     client: reqwest::Client,
     request_timeout: Duration,
     stream_idle_timeout: Duration,
@@ -199,10 +200,30 @@ impl Provider {
                 HeaderValue::from_static(ANTHROPIC_VERSION),
             );
         }
+        let aws = match (
+            config.kind,
+            &config.access_key_id,
+            &config.secret_access_key,
+        ) {
+            (ProviderKind::Bedrock, Some(id), Some(secret)) => Some((
+                crate::aws::sigv4::Credentials {
+                    access_key_id: id.expose().to_string(),
+                    secret_access_key: secret.expose().to_string(),
+                    session_token: config
+                        .session_token
+                        .as_ref()
+                        .map(|t| t.expose().to_string()),
+                },
+                config.region.clone().unwrap_or_default(),
+            )),
+            _ => None,
+        };
         let secrets = config
             .api_key
             .iter()
             .chain(config.headers.values())
+            .chain(config.secret_access_key.iter())
+            .chain(config.session_token.iter())
             .map(|s| s.expose().to_string())
             .filter(|s| s.len() >= 4)
             .collect();
@@ -216,6 +237,7 @@ impl Provider {
                 .unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.to_string()),
             headers,
             secrets,
+            aws,
             client,
             request_timeout: timeouts.request.0,
             stream_idle_timeout: timeouts.stream_idle.0,
@@ -381,17 +403,42 @@ impl Provider {
     }
 
     /// Adds per-request authentication (AWS SigV4 for Bedrock); other kinds carry static headers.
-    fn sign(
-        &self,
-        _url: &str,
-        _body: &[u8],
-        _headers: &mut HeaderMap,
-    ) -> Result<(), UpstreamError> {
-        if self.kind == ProviderKind::Bedrock {
-            return Err(UpstreamError::Unreachable {
-                provider: self.name.clone(),
-                detail: "bedrock signing is not available in this build".into(),
-            });
+    fn sign(&self, url: &str, body: &[u8], headers: &mut HeaderMap) -> Result<(), UpstreamError> {
+        let Some((credentials, region)) = &self.aws else {
+            return Ok(());
+        };
+        let fail = |detail: String| UpstreamError::Unreachable {
+            provider: self.name.clone(),
+            detail,
+        };
+        let parsed = reqwest::Url::parse(url).map_err(|e| fail(format!("bad URL: {e}")))?;
+        let host = match (parsed.host_str(), parsed.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => return Err(fail("URL without host".into())),
+        };
+        let request = crate::aws::sigv4::SignableRequest {
+            method: "POST",
+            host: &host,
+            path: parsed.path(),
+            query: parsed.query().unwrap_or(""),
+            headers: &[("content-type", "application/json")],
+            payload: body,
+        };
+        let date = crate::aws::sigv4::amz_date(std::time::SystemTime::now());
+        let params = crate::aws::sigv4::SigningParams {
+            credentials,
+            region,
+            service: crate::aws::BEDROCK_SERVICE,
+            amz_date: &date,
+            content_sha256_header: false,
+        };
+        let signed = crate::aws::sigv4::sign(&request, &params).map_err(|e| fail(e.to_string()))?;
+        for (name, value) in signed {
+            let mut value =
+                HeaderValue::try_from(value).map_err(|_| fail("unsignable header".into()))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
         }
         Ok(())
     }

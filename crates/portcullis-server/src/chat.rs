@@ -104,14 +104,15 @@ async fn handle(
                     }
                 },
                 Inbound::Anthropic => {
-                    let response = translate::decode_response(&provider, &bytes)?;
+                    let response =
+                        translate::decode_response(&provider, &route.upstream_model, &bytes)?;
                     note.usage(translate::log_usage(&response.usage.unwrap_or_default()));
                 }
             }
             Ok(json_response(status, bytes))
         }
         (UpstreamBody::Full(bytes), false) => {
-            let response = translate::decode_response(&provider, &bytes)?;
+            let response = translate::decode_response(&provider, &route.upstream_model, &bytes)?;
             if let Some(usage) = &response.usage {
                 note.usage(translate::log_usage(usage));
             }
@@ -132,8 +133,14 @@ async fn handle(
             )))
         }
         (UpstreamBody::Stream(chunks), false) => {
-            let stream =
-                translate::stream(chunks, inbound, head.client_wants_usage, note, provider)?;
+            let stream = translate::stream(
+                chunks,
+                inbound,
+                head.client_wants_usage,
+                note,
+                provider,
+                &route.upstream_model,
+            );
             Ok(stream_response(stream))
         }
     }

@@ -84,6 +84,10 @@ impl GatewayError {
                 ..
             } => match status {
                 401 | 403 => GatewayError::UpstreamAuth,
+                // Gemini refuses a bad key with 400 INVALID_ARGUMENT / API_KEY_INVALID.
+                400 if body.windows(15).any(|w| w == b"API_KEY_INVALID") => {
+                    GatewayError::UpstreamAuth
+                }
                 404 => GatewayError::UpstreamNotFound,
                 408 => GatewayError::UpstreamTimeout,
                 429 => GatewayError::UpstreamRateLimited(retry_after),

@@ -36,11 +36,9 @@ impl GatewayError {
         match inbound {
             Inbound::OpenAi => self.into_response(),
             Inbound::Anthropic => {
+                let body =
+                    portcullis_wire::anthropic::error_body(self.kind(), &self.parts().message);
                 let mut response = self.into_response();
-                let body = portcullis_wire::anthropic::error_body(
-                    self_kind(&response),
-                    &message_of(&response),
-                );
                 *response.body_mut() = axum::body::Body::from(body);
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -51,30 +49,4 @@ impl GatewayError {
             }
         }
     }
-}
-
-/// Kind and message are stashed in the response extensions by `into_response`.
-fn self_kind(response: &Response) -> ErrorKind {
-    response
-        .extensions()
-        .get::<ErrorSummary>()
-        .map(|s| s.kind)
-        .unwrap_or(ErrorKind::Api)
-}
-
-fn message_of(response: &Response) -> String {
-    response
-        .extensions()
-        .get::<ErrorSummary>()
-        .map(|s| s.message.clone())
-        .unwrap_or_else(|| "internal gateway error".into())
-}
-
-/// Kind and client message of an error response, for re-encoding in another format.
-#[derive(Debug, Clone)]
-pub struct ErrorSummary {
-    /// Shared error family.
-    pub kind: ErrorKind,
-    /// Client-facing message.
-    pub message: String,
 }

@@ -8,10 +8,11 @@ use crate::inbound::Inbound;
 use crate::relay::MAX_EVENT_BYTES;
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
+use portcullis_providers::aws::ConverseStream;
 use portcullis_providers::{Provider, UpstreamError, UpstreamFormat};
 use portcullis_wire::ir::{ChatRequest, ChatResponse, Format, StreamEvent, TranslateError, Usage};
 use portcullis_wire::sse::{event_data, EventSplitter};
-use portcullis_wire::{anthropic, openai_chat};
+use portcullis_wire::{anthropic, bedrock, gemini, openai_chat};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -41,38 +42,49 @@ pub fn encode_request(provider: &Provider, request: &ChatRequest) -> Result<Vec<
             };
             Ok(provider.openai_body(fields, request.is_stream()))
         }
-        UpstreamFormat::Anthropic => Ok(serde_json::to_vec(&anthropic::request_from_ir(request)?)
-            .map_err(|_| GatewayError::Internal)?),
-        UpstreamFormat::Gemini | UpstreamFormat::Bedrock => Err(GatewayError::BadRequest {
-            message: format!(
-                "provider '{}' cannot be reached through translation yet",
-                provider.name
-            ),
-            param: Some("model".into()),
-        }),
+        UpstreamFormat::Anthropic => to_json(&anthropic::request_from_ir(request)?),
+        UpstreamFormat::Gemini => to_json(&gemini::request_from_ir(request)?),
+        UpstreamFormat::Bedrock => to_json(&bedrock::request_from_ir(request)?),
     }
+}
+
+fn to_json(value: &serde_json::Value) -> Result<Vec<u8>, GatewayError> {
+    serde_json::to_vec(value).map_err(|_| GatewayError::Internal)
 }
 
 fn wire_format(format: UpstreamFormat) -> Format {
     match format {
         UpstreamFormat::Anthropic => Format::Anthropic,
-        _ => Format::OpenAiChat,
+        UpstreamFormat::Gemini => Format::Gemini,
+        UpstreamFormat::Bedrock => Format::Bedrock,
+        UpstreamFormat::OpenAiChat => Format::OpenAiChat,
     }
 }
 
-/// Decodes a complete upstream answer into the IR.
-pub fn decode_response(provider: &Provider, body: &[u8]) -> Result<ChatResponse, GatewayError> {
+/// Decodes a complete upstream answer into the IR. `model` names the answering model for
+/// formats whose body does not (Bedrock).
+pub fn decode_response(
+    provider: &Provider,
+    model: &str,
+    body: &[u8],
+) -> Result<ChatResponse, GatewayError> {
     let parsed = match provider.format() {
         UpstreamFormat::OpenAiChat => openai_chat::parse_response(body),
         UpstreamFormat::Anthropic => anthropic::parse_response(body),
-        UpstreamFormat::Gemini | UpstreamFormat::Bedrock => {
-            return Err(GatewayError::UpstreamBadResponse)
-        }
+        UpstreamFormat::Gemini => gemini::parse_response(body),
+        UpstreamFormat::Bedrock => bedrock::parse_response(body, model, &response_id()),
     };
     parsed.map_err(|e| {
         tracing::warn!(provider = %provider.name, error = %e, "cannot decode upstream response");
         GatewayError::UpstreamBadResponse
     })
+}
+
+/// A fresh id for answers whose upstream gives none.
+fn response_id() -> String {
+    let mut b = [0u8; 12];
+    let _ = getrandom::fill(&mut b);
+    format!("msg_{}", hex::encode(b))
 }
 
 /// Encodes an IR answer in the client's format.
@@ -96,6 +108,19 @@ pub fn log_usage(usage: &Usage) -> portcullis_wire::openai::Usage {
 /// Decodes the data of one upstream SSE event into IR events.
 trait DataDecoder: Send {
     fn decode_data(&mut self, data: &[u8]) -> Result<Vec<StreamEvent>, TranslateError>;
+    /// Called when the upstream body ends; formats without an end marker decide here.
+    fn finish(&mut self) -> Vec<StreamEvent> {
+        Vec::new()
+    }
+}
+
+impl DataDecoder for gemini::ChunkDecoder {
+    fn decode_data(&mut self, data: &[u8]) -> Result<Vec<StreamEvent>, TranslateError> {
+        self.decode(data)
+    }
+    fn finish(&mut self) -> Vec<StreamEvent> {
+        gemini::ChunkDecoder::finish(self)
+    }
 }
 
 impl DataDecoder for openai_chat::ChunkDecoder {
@@ -111,32 +136,52 @@ impl DataDecoder for anthropic::EventDecoder {
 }
 
 /// Turns upstream bytes into IR events.
-struct EventSource {
-    splitter: EventSplitter,
-    decoder: Box<dyn DataDecoder>,
+enum EventSource {
+    /// Server-sent events, decoded by a per-format decoder.
+    Sse {
+        splitter: EventSplitter,
+        decoder: Box<dyn DataDecoder>,
+    },
+    /// AWS binary event stream (Bedrock ConverseStream).
+    Bedrock(Box<ConverseStream>),
 }
 
 impl EventSource {
-    fn for_provider(provider: &Provider) -> Option<EventSource> {
+    fn for_provider(provider: &Provider, model: &str) -> EventSource {
         let decoder: Box<dyn DataDecoder> = match provider.format() {
             UpstreamFormat::OpenAiChat => Box::new(openai_chat::ChunkDecoder::new()),
             UpstreamFormat::Anthropic => Box::new(anthropic::EventDecoder::new()),
-            UpstreamFormat::Gemini | UpstreamFormat::Bedrock => return None,
+            UpstreamFormat::Gemini => Box::new(gemini::ChunkDecoder::new()),
+            UpstreamFormat::Bedrock => {
+                return EventSource::Bedrock(Box::new(ConverseStream::new(model, &response_id())))
+            }
         };
-        Some(EventSource {
+        EventSource::Sse {
             splitter: EventSplitter::new(MAX_EVENT_BYTES),
             decoder,
-        })
+        }
     }
 
     fn feed(&mut self, chunk: &[u8]) -> Result<Vec<StreamEvent>, String> {
-        let mut out = Vec::new();
-        for event in self.splitter.push(chunk).map_err(|e| e.to_string())? {
-            if let Some(data) = event_data(&event) {
-                out.extend(self.decoder.decode_data(&data).map_err(|e| e.to_string())?);
+        match self {
+            EventSource::Bedrock(stream) => Ok(stream.push(chunk)),
+            EventSource::Sse { splitter, decoder } => {
+                let mut out = Vec::new();
+                for event in splitter.push(chunk).map_err(|e| e.to_string())? {
+                    if let Some(data) = event_data(&event) {
+                        out.extend(decoder.decode_data(&data).map_err(|e| e.to_string())?);
+                    }
+                }
+                Ok(out)
             }
         }
-        Ok(out)
+    }
+
+    fn finish(&mut self) -> Vec<StreamEvent> {
+        match self {
+            EventSource::Bedrock(stream) => stream.finish(),
+            EventSource::Sse { decoder, .. } => decoder.finish(),
+        }
     }
 }
 
@@ -172,8 +217,9 @@ pub fn stream(
     client_wants_usage: bool,
     note: Arc<AccessNote>,
     provider: Arc<Provider>,
-) -> Result<impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static, GatewayError> {
-    let source = EventSource::for_provider(&provider).ok_or(GatewayError::UpstreamBadResponse)?;
+    model: &str,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let source = EventSource::for_provider(&provider, model);
     let upstream_format = wire_format(provider.format());
     let encoder = match inbound {
         Inbound::OpenAi => ClientEncoder::OpenAi(openai_chat::ChunkEncoder::new(
@@ -194,7 +240,7 @@ pub fn stream(
         saw_done: false,
         finished: false,
     };
-    Ok(futures_util::stream::unfold(state, |mut t| async move {
+    futures_util::stream::unfold(state, |mut t| async move {
         if t.finished {
             return None;
         }
@@ -228,7 +274,15 @@ pub fn stream(
                     t.note.stream_outcome("complete");
                     return None;
                 }
-                None => GatewayError::UpstreamBadResponse,
+                None => {
+                    let tail = t.source.finish();
+                    if !tail.is_empty() {
+                        let out = t.encode_all(&tail);
+                        t.finished = true;
+                        return Some((Ok(Bytes::from(out)), t));
+                    }
+                    GatewayError::UpstreamBadResponse
+                }
             };
             t.finished = true;
             t.note.stream_outcome("upstream_error");
@@ -238,7 +292,7 @@ pub fn stream(
             };
             return Some((Ok(Bytes::from(t.encoder.encode(&event))), t));
         }
-    }))
+    })
 }
 
 impl Translation {

@@ -104,9 +104,14 @@ impl Harness {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Harness {
+        Harness::start_with_mock(|config, _| adjust(config)).await
+    }
+
+    /// Like `start_with`, with the mock at hand to point providers at it.
+    pub async fn start_with_mock(adjust: impl FnOnce(&mut Config, &MockUpstream)) -> Harness {
         let mock = MockUpstream::start().await;
         let mut config = base_config(&mock);
-        adjust(&mut config);
+        adjust(&mut config, &mock);
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/p.db", dir.path().display());
         let store = Store::connect(&url).await.unwrap();
