@@ -1,10 +1,11 @@
 //! Prompt-token estimation with a real BPE tokenizer (tiktoken's `o200k_base` and
 //! `cl100k_base`, embedded in the `tiktoken-rs` crate: nothing is downloaded).
 //!
-//! Each encoding is built once, lazily, on first use (≈0.1–0.5 s in a release build,
-//! several seconds unoptimized): call [`warm_up`] at startup when token limits are
-//! configured so no request pays it. Encoding costs roughly 1 µs per 4–8 bytes of text,
-//! so keep it off the hot path when no token limit applies — ask
+//! Each encoding is built once, lazily, on first use. Measured in the dev profile
+//! (dependencies at opt-level 1): both vocabularies ≈0.3–0.7 s together; encoding 11 KB
+//! of prose ≈1.6 ms. Call [`warm_up`] at startup when token limits are configured so no
+//! request pays the build, and keep encoding off the hot path when no token limit
+//! applies — ask
 //! [`crate::decide::CompiledPolicy::needs_token_estimate`] first. Counts are estimates
 //! for non-OpenAI models (their tokenizers differ by ~10–20%); the upstream's reported
 //! usage settles the reservation after the call.
@@ -98,5 +99,13 @@ mod tests {
         assert_eq!(encoding_for_model("gpt-4o-mini"), Encoding::O200k);
         assert_eq!(encoding_for_model("gpt-4-turbo"), Encoding::Cl100k);
         assert_eq!(estimate_chat_tokens("gpt-4", ["hello world"]), 8);
+        let text = "Summarise the following report in three bullet points. ".repeat(200);
+        let start = std::time::Instant::now();
+        let n = estimate_prompt_tokens(&text);
+        eprintln!(
+            "encode {} bytes -> {n} tokens: {:?}",
+            text.len(),
+            start.elapsed()
+        );
     }
 }

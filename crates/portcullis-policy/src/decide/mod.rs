@@ -18,7 +18,7 @@ mod shadow;
 pub use compiled::{CompileError, CompiledPolicy};
 pub use shadow::{compare, ShadowDiff, ShadowDiffKind};
 
-use crate::document::{BudgetMode, BudgetPeriod, BudgetScope, LimitScope};
+use crate::document::{BudgetMode, BudgetPeriod, BudgetScope, Interval, LimitScope};
 use crate::rbac::Permission;
 use compiled::IpSet;
 use std::net::IpAddr;
@@ -95,6 +95,53 @@ impl LimitKind {
             LimitKind::Tokens { .. } => "tokens",
             LimitKind::Concurrent { .. } => "concurrent",
             LimitKind::Budget { .. } => "budget",
+        }
+    }
+}
+
+impl std::fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            LimitKind::Requests {
+                limit,
+                interval_secs,
+            } => {
+                write!(
+                    f,
+                    "{limit} requests/{}",
+                    Interval {
+                        secs: interval_secs
+                    }
+                )
+            }
+            LimitKind::Tokens {
+                limit,
+                interval_secs,
+            } => {
+                write!(
+                    f,
+                    "{limit} tokens/{}",
+                    Interval {
+                        secs: interval_secs
+                    }
+                )
+            }
+            LimitKind::Concurrent { max } => write!(f, "{max} concurrent"),
+            LimitKind::Budget {
+                usd_micros,
+                period,
+                mode,
+            } => {
+                let period = match period {
+                    BudgetPeriod::Day => "day",
+                    BudgetPeriod::Month => "month",
+                };
+                let mode = match mode {
+                    BudgetMode::Hard => "hard",
+                    BudgetMode::Soft => "soft",
+                };
+                write!(f, "${:.2}/{period} {mode}", usd_micros as f64 / 1e6)
+            }
         }
     }
 }

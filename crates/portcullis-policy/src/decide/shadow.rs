@@ -40,9 +40,9 @@ pub struct ShadowDiff {
     pub active_allowed: bool,
     /// Shadow verdict.
     pub shadow_allowed: bool,
-    /// Limit ids (`id:kind`) only the shadow policy would apply.
+    /// Limits (`id (amount)`, e.g. `team-rpm (60 requests/1m)`) only the shadow applies.
     pub limits_added: Vec<String>,
-    /// Limit ids (`id:kind`) only the active policy applies.
+    /// Limits only the active policy applies, same format.
     pub limits_removed: Vec<String>,
     /// One line for the log, e.g. `allowed -> denied (teams.a.models -> ip.deny[0]): ...`.
     pub summary: String,
@@ -62,7 +62,7 @@ pub fn compare(active: &Decision, shadow: &Decision) -> Option<ShadowDiff> {
     let describe = |d: &Decision| -> Vec<String> {
         d.limits
             .iter()
-            .map(|l| format!("{}:{}={:?}", l.id, l.kind.label(), l.kind))
+            .map(|l| format!("{} ({})", l.id, l.kind))
             .collect()
     };
     let (a, s) = (describe(active), describe(shadow));

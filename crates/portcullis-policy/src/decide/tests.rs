@@ -214,7 +214,8 @@ fn shadow_compare_names_the_difference() {
     let w = who(Some("research"), "developer", "gpt-4o");
     let diff = compare(&active.decide(&w), &shadow.decide(&w)).unwrap();
     assert_eq!(diff.kind, ShadowDiffKind::OtherLimits);
-    assert_eq!(diff.limits_added.len(), 1);
+    assert_eq!(diff.limits_added, ["team-rpm (60 requests/1m)"]);
+    assert_eq!(diff.limits_removed, ["team-rpm (600 requests/1m)"]);
     let w = who(Some("support"), "developer", "gpt-4o-mini");
     let (a, s) = (active.decide(&w), shadow.decide(&w));
     assert!(a.allowed);
