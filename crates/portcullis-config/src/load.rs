@@ -2,7 +2,7 @@
 //! each section and list item on its own (so every problem is found in one pass), validation.
 
 use crate::env;
-use crate::types::{Config, ModelConfig, ProviderConfig, ServerConfig, StoreConfig};
+use crate::types::{Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig};
 use crate::validate::{validate, Positions};
 use crate::{ConfigError, Problem};
 use serde::de::DeserializeOwned;
@@ -63,6 +63,7 @@ pub fn load_str(
         store: StoreConfig::default(),
         providers: Vec::new(),
         models: Vec::new(),
+        redis: None,
     };
     for (key, value) in map {
         let Some(key) = key.as_str().map(str::to_owned) else {
@@ -88,9 +89,12 @@ pub fn load_str(
             "models" => {
                 (config.models, positions.models) = items::<ModelConfig>(&key, value, &mut problems)
             }
+            "redis" => {
+                config.redis = section::<Option<RedisConfig>>(&key, value, &mut problems).flatten()
+            }
             other => problems.push(problem(
                 other,
-                "unknown field; expected one of: server, store, providers, models",
+                "unknown field; expected one of: server, store, providers, models, redis",
             )),
         }
     }

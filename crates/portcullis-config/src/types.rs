@@ -23,6 +23,31 @@ pub struct Config {
     /// Public model names clients send, each routed to one provider.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// Shared rate-limit and budget counters for several gateway instances.
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+}
+
+/// Redis for shared limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:6379` (or `rediss://` for TLS).
+    pub url: String,
+    /// What limits do while Redis is unreachable: `closed` (refuse, the default) or `open`.
+    #[serde(default)]
+    pub fail_mode: RedisFailMode,
+}
+
+/// Behaviour of rate limits and budgets while Redis is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisFailMode {
+    /// Refuse requests that need a limit check (enforcement first).
+    #[default]
+    Closed,
+    /// Let them through unlimited (availability first).
+    Open,
 }
 
 impl Config {
@@ -39,6 +64,7 @@ impl Config {
                 upstream_model: None,
                 price: None,
             }],
+            redis: None,
         }
     }
 
@@ -320,4 +346,25 @@ pub struct Price {
     pub input_per_mtok: f64,
     /// Per million completion tokens.
     pub output_per_mtok: f64,
+    /// Per million prompt tokens read from the provider's cache (default: the input price).
+    pub cached_input_per_mtok: Option<f64>,
+}
+
+impl Price {
+    /// Cost in micro-dollars of a call: cached prompt tokens at their own price.
+    pub fn cost_micros(
+        &self,
+        prompt_tokens: u64,
+        cached_tokens: u64,
+        completion_tokens: u64,
+    ) -> u64 {
+        let cached = cached_tokens.min(prompt_tokens);
+        let fresh = prompt_tokens - cached;
+        let cached_price = self.cached_input_per_mtok.unwrap_or(self.input_per_mtok);
+        // $/Mtok equals micro-dollars per token.
+        let micros = fresh as f64 * self.input_per_mtok
+            + cached as f64 * cached_price
+            + completion_tokens as f64 * self.output_per_mtok;
+        micros.round().max(0.0) as u64
+    }
 }

@@ -92,6 +92,15 @@ pub fn validate(
         );
     }
 
+    if let Some(redis) = &config.redis {
+        if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
+            push(
+                "redis.url".into(),
+                "must start with redis:// or rediss://".into(),
+            );
+        }
+    }
+
     let mut names = HashSet::new();
     for (p, i) in config.providers.iter().zip(&positions.providers) {
         let path = format!("providers[{i}]");
@@ -228,6 +237,10 @@ pub fn validate(
             for (field, v) in [
                 ("input_per_mtok", price.input_per_mtok),
                 ("output_per_mtok", price.output_per_mtok),
+                (
+                    "cached_input_per_mtok",
+                    price.cached_input_per_mtok.unwrap_or(0.0),
+                ),
             ] {
                 if !v.is_finite() || v < 0.0 {
                     push(

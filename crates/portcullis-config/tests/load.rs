@@ -252,3 +252,23 @@ fn bedrock_takes_aws_environment_and_requires_region() {
         .any(|p| p.path == "providers[0].api_key"));
     assert!(err.problems.iter().any(|p| p.path == "providers[0].region"));
 }
+
+#[test]
+fn redis_section_and_cached_prices() {
+    let doc = r#"
+redis: { url: "redis://127.0.0.1:6379", fail_mode: open }
+providers: [{ name: m, kind: mock }]
+models:
+  - { name: x, provider: m, price: { input_per_mtok: 2.0, output_per_mtok: 8.0, cached_input_per_mtok: 0.5 } }
+"#;
+    let c = load_str(doc, &env).unwrap().config;
+    assert_eq!(
+        c.redis.as_ref().unwrap().fail_mode,
+        portcullis_config::RedisFailMode::Open
+    );
+    let price = c.models[0].price.unwrap();
+    // 1000 prompt of which 400 cached, 100 completion: 600*2 + 400*0.5 + 100*8 micro-dollars.
+    assert_eq!(price.cost_micros(1000, 400, 100), 1200 + 200 + 800);
+    let err = load_str("redis: { url: http://x }", &env).unwrap_err();
+    assert_eq!(err.problems[0].path, "redis.url");
+}
