@@ -60,9 +60,19 @@ pub enum StoreError {
         message: String,
     },
 
-    /// A write collided with existing data (duplicate id or hash).
+    /// A write collided with existing data (duplicate id, hash or name).
     #[error("conflict: {0}")]
     Conflict(String),
+
+    /// The operation names something that does not exist (for example
+    /// activating a policy version that was never appended).
+    #[error("not found: {0}")]
+    NotFound(String),
+
+    /// The caller passed a value the store refuses to write (for example an
+    /// audit outcome other than `ok`, `denied` or `error`).
+    #[error("invalid input: {0}")]
+    Invalid(String),
 
     /// A stored value could not be decoded (for example a malformed JSON
     /// column written by hand).

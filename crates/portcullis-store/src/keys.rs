@@ -1,5 +1,5 @@
-//! Virtual API keys: records, CRUD and the `keys` revision counter that
-//! running gateways poll to know when to reload.
+//! Virtual API keys: records, CRUD, rotation and expiry, and the `keys`
+//! revision counter that running gateways poll to know when to reload.
 
 use crate::error::map_write_error;
 use crate::{Result, Store, StoreError};
@@ -25,6 +25,13 @@ pub struct NewKey {
     pub created_at: i64,
     /// Expiry time, unix seconds; `None` never expires.
     pub expires_at: Option<i64>,
+    /// Team (tenant) the key belongs to; `None` for keys outside any team.
+    pub team: Option<String>,
+    /// Role the key carries (`admin`, `security-admin`, `auditor`,
+    /// `developer`, `viewer` or a custom role); the store does not check it.
+    pub role: String,
+    /// Who owns the key: a user id or a service-account name.
+    pub owner: Option<String>,
 }
 
 /// A stored key, as loaded by the gateway into its in-memory key table and
@@ -49,6 +56,12 @@ pub struct KeyRecord {
     pub revoked_at: Option<i64>,
     /// Last successful use, unix seconds (coarse: updated about once a minute).
     pub last_used_at: Option<i64>,
+    /// Team (tenant) the key belongs to.
+    pub team: Option<String>,
+    /// Role the key carries (keys created before roles existed: `developer`).
+    pub role: String,
+    /// Owner: a user id or a service-account name.
+    pub owner: Option<String>,
 }
 
 /// Raw row shape shared by both backends; `models` is still JSON text.
@@ -63,6 +76,9 @@ struct KeyRow {
     expires_at: Option<i64>,
     revoked_at: Option<i64>,
     last_used_at: Option<i64>,
+    team: Option<String>,
+    role: String,
+    owner: Option<String>,
 }
 
 impl TryFrom<KeyRow> for KeyRecord {
@@ -82,12 +98,61 @@ impl TryFrom<KeyRow> for KeyRecord {
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
             last_used_at: row.last_used_at,
+            team: row.team,
+            role: row.role,
+            owner: row.owner,
         })
     }
 }
 
-const KEY_COLUMNS: &str =
-    "id, name, prefix, hash, models, created_at, expires_at, revoked_at, last_used_at";
+const KEY_COLUMNS: &str = "id, name, prefix, hash, models, created_at, expires_at, \
+                           revoked_at, last_used_at, team, role, owner";
+
+const INSERT_KEY: &str = "INSERT INTO api_keys \
+    (id, name, prefix, hash, models, created_at, expires_at, team, role, owner) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// Binds the columns of [`INSERT_KEY`] from a [`NewKey`] and its encoded models.
+macro_rules! bind_new_key {
+    ($query:expr, $key:expr, $models:expr) => {
+        $query
+            .bind(&$key.id)
+            .bind(&$key.name)
+            .bind(&$key.prefix)
+            .bind(&$key.hash)
+            .bind($models)
+            .bind($key.created_at)
+            .bind($key.expires_at)
+            .bind(&$key.team)
+            .bind(&$key.role)
+            .bind(&$key.owner)
+    };
+}
+
+fn encode_models(key: &NewKey) -> Result<String> {
+    serde_json::to_string(&key.models)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode models: {e}")))
+}
+
+impl NewKey {
+    /// The record of this key as just inserted (never revoked nor used).
+    fn to_record(&self) -> KeyRecord {
+        KeyRecord {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            prefix: self.prefix.clone(),
+            hash: self.hash.clone(),
+            models: self.models.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: None,
+            last_used_at: None,
+            team: self.team.clone(),
+            role: self.role.clone(),
+            owner: self.owner.clone(),
+        }
+    }
+}
 
 const BUMP_KEYS_REVISION: &str = "UPDATE revisions SET value = value + 1 WHERE name = 'keys'";
 
@@ -98,37 +163,17 @@ impl Store {
     /// A duplicate `id` or `hash` yields [`StoreError::Conflict`] and changes
     /// nothing.
     pub async fn create_key(&self, key: &NewKey) -> Result<KeyRecord> {
-        let models = serde_json::to_string(&key.models)
-            .map_err(|e| StoreError::Corrupt(format!("cannot encode models: {e}")))?;
-        let sql = "INSERT INTO api_keys (id, name, prefix, hash, models, created_at, expires_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        let models = encode_models(key)?;
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query(sql)
-                .bind(&key.id)
-                .bind(&key.name)
-                .bind(&key.prefix)
-                .bind(&key.hash)
-                .bind(&models)
-                .bind(key.created_at)
-                .bind(key.expires_at)
+            bind_new_key!(sqlx::query(INSERT_KEY), key, &models)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| map_write_error(e, "an API key with this id or hash"))?;
             sqlx::query(BUMP_KEYS_REVISION).execute(&mut *tx).await?;
             tx.commit().await?;
         });
-        Ok(KeyRecord {
-            id: key.id.clone(),
-            name: key.name.clone(),
-            prefix: key.prefix.clone(),
-            hash: key.hash.clone(),
-            models: key.models.clone(),
-            created_at: key.created_at,
-            expires_at: key.expires_at,
-            revoked_at: None,
-            last_used_at: None,
-        })
+        Ok(key.to_record())
     }
 
     /// All keys (revoked and expired included), ordered by `created_at`, then
@@ -185,6 +230,67 @@ impl Store {
         })
     }
 
+    /// Rotates a key atomically: inserts `new` (the caller generates its
+    /// secret and copies name, models, team, role and owner from the old
+    /// key) and revokes `old_id` at `now`, bumping the keys revision, all in
+    /// one transaction — a polling gateway sees either both changes or none.
+    ///
+    /// Returns `Ok(None)` and changes nothing if `old_id` is unknown or
+    /// already revoked; a duplicate new id or hash yields
+    /// [`StoreError::Conflict`] and leaves the old key active.
+    pub async fn rotate_key(
+        &self,
+        old_id: &str,
+        new: &NewKey,
+        now: i64,
+    ) -> Result<Option<KeyRecord>> {
+        let models = encode_models(new)?;
+        let revoke = "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let revoked = sqlx::query(revoke)
+                .bind(now)
+                .bind(old_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if revoked == 0 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            bind_new_key!(sqlx::query(INSERT_KEY), new, &models)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_write_error(e, "an API key with this id or hash"))?;
+            sqlx::query(BUMP_KEYS_REVISION).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(Some(new.to_record()))
+    }
+
+    /// Sets (or with `None` removes) a key's expiry time and bumps the keys
+    /// revision in the same transaction. Works on revoked keys too (it does
+    /// not un-revoke them). Returns `Ok(false)` if there is no such key.
+    pub async fn set_key_expiry(&self, id: &str, expires_at: Option<i64>) -> Result<bool> {
+        let sql = "UPDATE api_keys SET expires_at = $1 WHERE id = $2";
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query(sql)
+                .bind(expires_at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if changed == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query(BUMP_KEYS_REVISION).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
     /// Records a successful use (`last_used_at = now`). Best effort: the
     /// gateway calls it at most about once a minute per key and only logs
     /// failures. Unknown ids are ignored, `last_used_at` never moves
@@ -200,13 +306,9 @@ impl Store {
     }
 
     /// Monotonic counter bumped in the same transaction as every change to
-    /// keys (create, revoke; not `touch_key`). Gateways poll it every ~500 ms
+    /// keys (create, revoke, rotate, expiry; not `touch_key`). Gateways poll it every ~500 ms
     /// and reload keys only when it differs from the value they last loaded.
     pub async fn keys_revision(&self) -> Result<i64> {
-        let sql = "SELECT value FROM revisions WHERE name = 'keys'";
-        let value: Option<i64> = with_pool!(self, pool => {
-            sqlx::query_scalar(sql).fetch_optional(pool).await?
-        });
-        value.ok_or_else(|| StoreError::Corrupt("missing `keys` row in table `revisions`".into()))
+        self.revision("keys").await
     }
 }

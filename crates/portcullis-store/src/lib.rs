@@ -1,11 +1,16 @@
 //! Portcullis persistent store.
 //!
-//! The gateway keeps its durable state (virtual API keys today; users, teams,
-//! policies, audit and usage later) in an embedded SQLite database by default,
-//! or in PostgreSQL when several instances share state. The CLI writes to the
-//! store directly while running gateways poll a cheap revision counter
-//! ([`Store::keys_revision`]) and reload when it changes, so the same SQLite
-//! file is routinely open in two processes at once (WAL mode, busy timeout).
+//! The gateway keeps its durable state (virtual API keys, users and teams,
+//! versioned policy documents, the audit log, shadow-mode events and usage)
+//! in an embedded SQLite database by default, or in PostgreSQL when several
+//! instances share state. The CLI writes to the store directly while running
+//! gateways poll cheap revision counters ([`Store::keys_revision`],
+//! [`Store::identity_revision`], [`Store::policy_revision`]) and reload when
+//! one changes, so the same SQLite file is routinely open in two processes at
+//! once (WAL mode, busy timeout).
+//!
+//! One file per concept: `keys`, `users` (users and teams), `policies`,
+//! `audit`, `shadow` and `usage`, each with its records and its methods.
 //!
 //! Design notes:
 //! - One concrete pool per backend (no `sqlx::Any`), so each driver's types
@@ -30,13 +35,24 @@ macro_rules! with_pool {
     };
 }
 
+mod audit;
 mod connect;
 mod error;
+mod filter;
 mod keys;
+mod policies;
+mod shadow;
 pub mod testing;
+mod usage;
+mod users;
 
+pub use audit::{AuditQuery, AuditRecord, NewAuditEntry, AUDIT_OUTCOMES};
 pub use error::{redact_url, StoreError};
 pub use keys::{KeyRecord, NewKey};
+pub use policies::{PolicyState, PolicyVersion, PolicyVersionSummary};
+pub use shadow::{NewShadowEvent, ShadowEventRecord, ShadowReport};
+pub use usage::{NewUsage, UsageQuery, UsageRow};
+pub use users::{NewUser, TeamRecord, UserRecord};
 
 /// Result type of every store operation.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -82,6 +98,17 @@ impl Store {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
+    }
+
+    /// Current value of the revision counter `name` (a row of `revisions`).
+    async fn revision(&self, name: &str) -> Result<i64> {
+        let sql = "SELECT value FROM revisions WHERE name = $1";
+        let value: Option<i64> = with_pool!(self, pool => {
+            sqlx::query_scalar(sql).bind(name).fetch_optional(pool).await?
+        });
+        value.ok_or_else(|| {
+            StoreError::Corrupt(format!("missing `{name}` row in table `revisions`"))
+        })
     }
 
     /// Closes every pooled connection and waits for them to finish. Call on

@@ -15,6 +15,9 @@ fn key(id: &str) -> NewKey {
         models: vec!["*".into()],
         created_at: 1,
         expires_at: None,
+        team: None,
+        role: "developer".into(),
+        owner: None,
     }
 }
 

@@ -1,23 +1,12 @@
-//! The store suite, run on SQLite (temp dir) and on PostgreSQL (fresh schema
-//! per test, from PORTCULLIS_TEST_POSTGRES_URL). Each test body is written
-//! once as an async fn taking the store (or its URL); `both_backends!`
-//! generates one `#[tokio::test]` per backend.
+//! The key suite, run on SQLite (temp dir) and on PostgreSQL (fresh schema
+//! per test, from PORTCULLIS_TEST_POSTGRES_URL) through the harness of
+//! `common` (`both_backends!` generates one `#[tokio::test]` per backend).
 
-use portcullis_store::{testing, KeyRecord, NewKey, Store, StoreError};
+use portcullis_store::{testing, KeyRecord, Store, StoreError};
 
-const PG_SUITE: &str = "PostgreSQL store tests";
+mod common;
 
-fn new_key(id: &str, hash_char: char) -> NewKey {
-    NewKey {
-        id: id.to_string(),
-        name: format!("key {id}"),
-        prefix: format!("pk-{id}"),
-        hash: std::iter::repeat_n(hash_char, 64).collect(),
-        models: vec![],
-        created_at: 1_700_000_000,
-        expires_at: None,
-    }
-}
+use common::{new_key, PG_SUITE};
 
 // ---- suite: bodies taking &Store ------------------------------------------
 
@@ -163,6 +152,104 @@ async fn touch_records_last_use(store: &Store) {
     store.touch_key("unknown", 7_000).await.unwrap();
 }
 
+async fn team_role_owner_round_trip(store: &Store) {
+    let mut k = new_key("k1", 'a');
+    k.team = Some("payments".into());
+    k.role = "security-admin".into();
+    k.owner = Some("u-alice".into());
+    let created = store.create_key(&k).await.unwrap();
+    assert_eq!(created.team.as_deref(), Some("payments"));
+    assert_eq!(created.role, "security-admin");
+    assert_eq!(created.owner.as_deref(), Some("u-alice"));
+    assert_eq!(store.get_key("k1").await.unwrap().unwrap(), created);
+    store.create_key(&new_key("k2", 'b')).await.unwrap();
+    let k2 = store.get_key("k2").await.unwrap().unwrap();
+    assert_eq!(
+        (k2.team, k2.role.as_str(), k2.owner),
+        (None, "developer", None)
+    );
+    assert_eq!(store.list_keys().await.unwrap()[0], created);
+}
+
+async fn rotate_key_is_atomic(store: &Store) {
+    let mut old = new_key("old", 'a');
+    old.team = Some("t1".into());
+    old.role = "viewer".into();
+    old.owner = Some("svc-batch".into());
+    old.models = vec!["gpt-*".into()];
+    old.expires_at = Some(9_000);
+    store.create_key(&old).await.unwrap();
+    let rev = store.keys_revision().await.unwrap();
+
+    let mut new = new_key("new", 'b');
+    new.name = old.name.clone();
+    new.models = old.models.clone();
+    new.team = old.team.clone();
+    new.role = old.role.clone();
+    new.owner = old.owner.clone();
+    new.created_at = 1_000;
+    let rotated = store
+        .rotate_key("old", &new, 1_000)
+        .await
+        .unwrap()
+        .expect("rotated");
+    assert_eq!(rotated.id, "new");
+    assert_eq!(rotated.revoked_at, None);
+    assert_eq!(store.get_key("new").await.unwrap().unwrap(), rotated);
+    assert_eq!(rotated.team.as_deref(), Some("t1"));
+    assert_eq!(rotated.role, "viewer");
+    assert_eq!(rotated.owner.as_deref(), Some("svc-batch"));
+    assert_eq!(rotated.models, ["gpt-*"]);
+    let old_rec = store.get_key("old").await.unwrap().unwrap();
+    assert_eq!(old_rec.revoked_at, Some(1_000));
+    let rev2 = store.keys_revision().await.unwrap();
+    assert!(rev2 > rev, "rotate bumps: {rev} -> {rev2}");
+
+    // Already revoked or unknown: None, nothing created, no bump.
+    let again = new_key("again", 'c');
+    assert_eq!(store.rotate_key("old", &again, 2_000).await.unwrap(), None);
+    assert_eq!(store.rotate_key("nope", &again, 2_000).await.unwrap(), None);
+    assert_eq!(store.get_key("again").await.unwrap(), None);
+    assert_eq!(store.keys_revision().await.unwrap(), rev2);
+    assert_eq!(
+        store.get_key("old").await.unwrap().unwrap().revoked_at,
+        Some(1_000)
+    );
+
+    // A conflicting new key (same hash as an existing one) rolls back the
+    // revocation too: the old key stays active.
+    let clash = new_key("clash", 'b');
+    let err = store.rotate_key("new", &clash, 3_000).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(
+        store.get_key("new").await.unwrap().unwrap().revoked_at,
+        None
+    );
+    assert_eq!(store.get_key("clash").await.unwrap(), None);
+    assert_eq!(store.keys_revision().await.unwrap(), rev2);
+}
+
+async fn set_key_expiry_bumps(store: &Store) {
+    store.create_key(&new_key("k1", 'a')).await.unwrap();
+    let r0 = store.keys_revision().await.unwrap();
+    assert!(store
+        .set_key_expiry("k1", Some(4_102_444_800))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_key("k1").await.unwrap().unwrap().expires_at,
+        Some(4_102_444_800)
+    );
+    let r1 = store.keys_revision().await.unwrap();
+    assert!(r1 > r0);
+    assert!(store.set_key_expiry("k1", None).await.unwrap());
+    assert_eq!(store.get_key("k1").await.unwrap().unwrap().expires_at, None);
+    let r2 = store.keys_revision().await.unwrap();
+    assert!(r2 > r1);
+    assert!(!store.set_key_expiry("nope", Some(1)).await.unwrap());
+    assert_eq!(store.keys_revision().await.unwrap(), r2, "unknown: no bump");
+}
+
 async fn ping_and_backend(store: &Store) {
     store.ping().await.unwrap();
     assert!(["sqlite", "postgres"].contains(&store.backend()));
@@ -195,42 +282,6 @@ async fn two_handles_see_each_other(url: &str) {
 
 // ---- harness ------------------------------------------------------------
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let url = format!("sqlite://{}", dir.path().join("store.db").display());
-                    let store = portcullis_store::Store::connect(&url).await.unwrap();
-                    assert_eq!(store.backend(), "sqlite");
-                    super::$name(&store).await;
-                    store.close().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(base) = portcullis_store::testing::postgres_base_url(super::PG_SUITE)
-                    else {
-                        return;
-                    };
-                    let (url, schema) =
-                        portcullis_store::testing::postgres_schema_url(&base).await.unwrap();
-                    let store = portcullis_store::Store::connect(&url).await.unwrap();
-                    assert_eq!(store.backend(), "postgres");
-                    super::$name(&store).await;
-                    store.close().await;
-                    schema.drop_schema().await.unwrap();
-                }
-            )*
-        }
-    };
-}
-
 both_backends!(
     create_list_get,
     list_order_ties_by_id_bytewise,
@@ -241,6 +292,9 @@ both_backends!(
     revision_bumps_on_create_and_revoke_not_touch,
     touch_records_last_use,
     ping_and_backend,
+    team_role_owner_round_trip,
+    rotate_key_is_atomic,
+    set_key_expiry_bumps,
 );
 
 #[tokio::test]

@@ -92,6 +92,9 @@ pub async fn add_key(
             models,
             created_at: 0,
             expires_at,
+            team: None,
+            role: "developer".into(),
+            owner: None,
         })
         .await
         .unwrap();

@@ -58,6 +58,9 @@ pub async fn create(
             models,
             created_at,
             expires_at,
+            team: None,
+            role: "developer".into(),
+            owner: None,
         })
         .await?;
     store.close().await;
