@@ -122,21 +122,61 @@ fn join(prefix: &str, inner: &str) -> String {
     }
 }
 
+/// Parses one section. serde stops at the first error, so after each error the offending
+/// key is removed and parsing is retried: every problem in the section gets reported.
 fn section<T: DeserializeOwned>(
     path: &str,
-    value: Value,
+    mut value: Value,
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let inner = e.path().to_string();
-            problems.push(problem(
-                join(path, &inner),
-                clean_message(e.inner().to_string()),
-            ));
-            None
+    let mut removed: Vec<String> = Vec::new();
+    for _ in 0..64 {
+        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(v) => return removed.is_empty().then_some(v),
+            Err(e) => {
+                let inner = e.path().to_string();
+                let message = clean_message(e.inner().to_string());
+                // A field removed for being invalid is now "missing": already reported.
+                if removed.iter().any(|r| {
+                    message == format!("missing field `{}`", r.rsplit('.').next().unwrap_or(r))
+                }) {
+                    return None;
+                }
+                problems.push(problem(join(path, &inner), message));
+                removed.push(inner);
+                if !remove_at(&mut value, e.path()) {
+                    return None;
+                }
+            }
         }
+    }
+    None
+}
+
+/// Removes the value at `path` (a key of a mapping) so parsing can go on past it.
+fn remove_at(value: &mut Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut node = value;
+    for segment in parents {
+        node = match (segment, node) {
+            (Segment::Map { key }, Value::Mapping(map)) => match map.get_mut(key.as_str()) {
+                Some(child) => child,
+                None => return false,
+            },
+            (Segment::Seq { index }, Value::Sequence(seq)) => match seq.get_mut(*index) {
+                Some(child) => child,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, node) {
+        (Segment::Map { key }, Value::Mapping(map)) => map.remove(key.as_str()).is_some(),
+        _ => false,
     }
 }
 
