@@ -39,6 +39,12 @@ pub struct KeyEntry {
     model_globs: Vec<String>,
     models: Option<GlobSet>,
     last_used: AtomicI64,
+    /// Team the key belongs to (`None`: the policy's default team).
+    pub team: Option<String>,
+    /// Role the key carries (`developer` unless set).
+    pub role: String,
+    /// User or service account owning the key.
+    pub owner: Option<String>,
 }
 
 impl KeyEntry {
@@ -78,7 +84,23 @@ impl KeyEntry {
             model_globs,
             models,
             last_used: AtomicI64::new(0),
+            team: None,
+            role: "developer".into(),
+            owner: None,
         }
+    }
+
+    /// Sets who the key acts as: team, role and owner.
+    pub fn with_identity(
+        mut self,
+        team: Option<String>,
+        role: String,
+        owner: Option<String>,
+    ) -> KeyEntry {
+        self.team = team;
+        self.role = role;
+        self.owner = owner;
+        self
     }
 
     /// Unix seconds of the latest successful authentication seen by this process (0 = none),

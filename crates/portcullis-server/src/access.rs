@@ -4,7 +4,7 @@
 use crate::error::ErrorCode;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
@@ -22,18 +22,53 @@ use std::time::Instant;
 pub struct RequestId(pub Arc<str>);
 
 /// What the handler learned about a request, filled in as it goes and logged at the end.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct AccessNote {
     fields: Mutex<NoteFields>,
 }
 
-#[derive(Debug, Default)]
+/// Called once when the response is over (sent, failed, or abandoned by the client).
+pub type OnFinish = Box<dyn FnOnce(Finished) + Send>;
+
+#[derive(Default)]
 struct NoteFields {
     key_id: Option<String>,
     model: Option<String>,
     provider: Option<String>,
     usage: Option<Usage>,
+    cached_tokens: u64,
     stream_outcome: Option<&'static str>,
+    policy_rule: Option<String>,
+    rate_headers: Vec<(HeaderName, HeaderValue)>,
+    on_finish: Option<OnFinish>,
+}
+
+/// How a request ended, for settlement and usage records.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// Request id.
+    pub request_id: Arc<str>,
+    /// Final HTTP status.
+    pub status: u16,
+    /// Tokens reported by the upstream (zero when none came).
+    pub usage: Usage,
+    /// Prompt tokens served from the provider's cache.
+    pub cached_tokens: u64,
+    /// Whether a usage record should be written.
+    pub record_usage: bool,
+}
+
+impl Finished {
+    /// A request refused before it reached the upstream: reservations are returned, no usage.
+    pub fn refused() -> Finished {
+        Finished {
+            request_id: Arc::from(""),
+            status: 429,
+            usage: Usage::default(),
+            cached_tokens: 0,
+            record_usage: false,
+        }
+    }
 }
 
 impl AccessNote {
@@ -55,6 +90,22 @@ impl AccessNote {
     /// Records token usage reported by the upstream.
     pub fn usage(&self, usage: Usage) {
         self.with(|f| f.usage = Some(usage));
+    }
+    /// Records prompt tokens served from the provider's cache.
+    pub fn cached_tokens(&self, n: u64) {
+        self.with(|f| f.cached_tokens = n);
+    }
+    /// Records the policy rule that admitted or refused the request.
+    pub fn policy_rule(&self, rule: &str) {
+        self.with(|f| f.policy_rule = Some(rule.to_string()));
+    }
+    /// Sets the x-ratelimit-* headers every response of this request carries.
+    pub fn rate_headers(&self, headers: Vec<(HeaderName, HeaderValue)>) {
+        self.with(|f| f.rate_headers = headers);
+    }
+    /// Registers the settlement to run when the response is over.
+    pub fn on_finish(&self, f: OnFinish) {
+        self.with(|fields| fields.on_finish = Some(f));
     }
     /// Records how a stream ended: "complete", "upstream_error", "client_closed".
     pub fn stream_outcome(&self, outcome: &'static str) {
@@ -81,6 +132,10 @@ pub async fn track(mut request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
+    }
+    let rate_headers = note.with(|f| std::mem::take(&mut f.rate_headers));
+    for (name, value) in rate_headers {
+        response.headers_mut().insert(name, value);
     }
     let line = AccessLine {
         id,
@@ -114,6 +169,23 @@ struct AccessLine {
 impl AccessLine {
     fn emit(self, body_complete: bool) {
         let latency_us = self.started.elapsed().as_micros() as u64;
+        let finish = self.note.with(|f| {
+            f.on_finish.take().map(|callback| {
+                (
+                    callback,
+                    Finished {
+                        request_id: self.id.clone(),
+                        status: self.status.as_u16(),
+                        usage: f.usage.unwrap_or_default(),
+                        cached_tokens: f.cached_tokens,
+                        record_usage: true,
+                    },
+                )
+            })
+        });
+        if let Some((callback, finished)) = finish {
+            callback(finished);
+        }
         self.note.with(|f| {
             let usage = f.usage.unwrap_or_default();
             let outcome = match (body_complete, f.stream_outcome) {
@@ -131,6 +203,7 @@ impl AccessLine {
                 key_id = f.key_id.as_deref().unwrap_or("-"),
                 model = f.model.as_deref().unwrap_or("-"),
                 provider = f.provider.as_deref().unwrap_or("-"),
+                policy_rule = f.policy_rule.as_deref().unwrap_or("-"),
                 prompt_tokens = usage.prompt_tokens,
                 completion_tokens = usage.completion_tokens,
                 latency_us,

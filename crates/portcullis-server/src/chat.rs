@@ -6,29 +6,33 @@
 use crate::access::AccessNote;
 use crate::auth::authenticate;
 use crate::body::{json_response, read_body, resolve, stream_response};
+use crate::enforce::{self, Call};
 use crate::error::GatewayError;
 use crate::inbound::Inbound;
 use crate::relay::{self, Sniffer};
 use crate::state::AppState;
 use crate::translate;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
+use portcullis_policy::decide::Target;
 use portcullis_providers::{Operation, UpstreamBody, UpstreamFormat};
 use portcullis_wire::openai::{parse_usage, PassthroughRequest};
 use portcullis_wire::WireError;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// POST /v1/chat/completions (OpenAI format).
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     Extension(note): Extension<Arc<AccessNote>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(&state, note, &headers, body, Inbound::OpenAi)
+    handle(&state, note, peer, &headers, body, Inbound::OpenAi)
         .await
         .unwrap_or_else(|e| e.respond(Inbound::OpenAi))
 }
@@ -37,17 +41,19 @@ pub async fn chat_completions(
 pub async fn messages(
     State(state): State<Arc<AppState>>,
     Extension(note): Extension<Arc<AccessNote>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(&state, note, &headers, body, Inbound::Anthropic)
+    handle(&state, note, peer, &headers, body, Inbound::Anthropic)
         .await
         .unwrap_or_else(|e| e.respond(Inbound::Anthropic))
 }
 
 async fn handle(
-    state: &AppState,
+    state: &Arc<AppState>,
     note: Arc<AccessNote>,
+    peer: SocketAddr,
     headers: &HeaderMap,
     body: Body,
     inbound: Inbound,
@@ -60,6 +66,16 @@ async fn handle(
     let route = resolve(state, &key, &head.model)?;
     note.route(&route.model, &route.provider.name);
     let provider = route.provider.clone();
+    let call = Call {
+        key: &key,
+        client_ip: Some(peer.ip()),
+        target: Target::Model(&route.model),
+        request: Some(&head),
+        body_bytes: bytes.len() as u64,
+        price: route.price,
+        provider: &provider.name,
+    };
+    enforce::admit(state, call, &note).await?;
 
     let same_format = matches!(
         (inbound, provider.format()),

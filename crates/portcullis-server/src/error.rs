@@ -52,6 +52,27 @@ pub enum GatewayError {
     },
     /// The upstream failed with a server error.
     UpstreamServerError,
+    /// The active security policy refuses the request.
+    PolicyDenied {
+        /// The deciding rule, e.g. `teams.research.models`.
+        rule: String,
+        /// Why, in a sentence without secrets.
+        reason: String,
+    },
+    /// A rate or concurrency limit is exhausted.
+    RateLimited {
+        /// The limit's id in the policy.
+        rule: String,
+        /// Seconds until a retry can succeed.
+        retry_after: u64,
+    },
+    /// A hard budget would be exceeded.
+    BudgetExceeded {
+        /// The budget's id in the policy.
+        rule: String,
+    },
+    /// The shared limit store is unreachable and limits fail closed.
+    LimiterUnavailable,
     /// A bug or an unexpected state in the gateway.
     Internal,
 }
@@ -178,6 +199,37 @@ impl GatewayError {
                 None,
             ),
             UpstreamServerError => (StatusCode::BAD_GATEWAY, "api_error", "upstream_error", "the upstream provider failed".into(), None),
+            PolicyDenied { rule, reason } => {
+                let status = if rule.ends_with(".max_body_bytes") {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else if rule.ends_with(".max_tokens_per_request") {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                (status, "permission_error", "policy_denied", format!("denied by policy rule {rule}: {reason}").into(), None)
+            }
+            RateLimited { rule, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+                format!("rate limit '{rule}' exceeded; retry later").into(),
+                None,
+            ),
+            BudgetExceeded { rule } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                "budget_exceeded",
+                format!("budget '{rule}' is exhausted for this period").into(),
+                None,
+            ),
+            LimiterUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "limiter_unavailable",
+                "rate limits cannot be checked right now; retry later".into(),
+                None,
+            ),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "api_error", "internal_error", "internal gateway error".into(), None),
         };
         ErrorParts {
@@ -189,12 +241,12 @@ impl GatewayError {
         }
     }
 
-    /// Retry-After to pass on, when the upstream gave one.
-    pub fn retry_after(&self) -> Option<&str> {
+    /// Retry-After to send, when known.
+    pub fn retry_after(&self) -> Option<String> {
         match self {
-            GatewayError::UpstreamRateLimited(r) | GatewayError::UpstreamOverloaded(r) => {
-                r.as_deref()
-            }
+            GatewayError::UpstreamRateLimited(r) | GatewayError::UpstreamOverloaded(r) => r.clone(),
+            GatewayError::RateLimited { retry_after, .. } => Some(retry_after.to_string()),
+            GatewayError::LimiterUnavailable => Some("1".into()),
             _ => None,
         }
     }
@@ -217,7 +269,7 @@ impl IntoResponse for GatewayError {
         );
         if let Some(v) = self
             .retry_after()
-            .and_then(|r| HeaderValue::from_str(r).ok())
+            .and_then(|r| HeaderValue::from_str(&r).ok())
         {
             headers.insert(header::RETRY_AFTER, v);
         }

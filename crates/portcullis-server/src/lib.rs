@@ -6,13 +6,16 @@ pub mod app;
 pub mod auth;
 pub mod body;
 pub mod chat;
+pub mod enforce;
 pub mod error;
 pub mod inbound;
 pub mod listen;
 pub mod openai_routes;
+pub mod policy_runtime;
 pub mod relay;
 pub mod state;
 pub mod translate;
+pub mod writer;
 
 use axum_server::Handle;
 use portcullis_config::Config;

@@ -4,23 +4,27 @@
 use crate::access::AccessNote;
 use crate::auth::authenticate;
 use crate::body::{json_response, read_body, resolve, stream_response};
+use crate::enforce::{self, Call};
 use crate::error::GatewayError;
 use crate::relay::{self, Sniffer};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
+use portcullis_policy::decide::Target;
 use portcullis_providers::{Operation, UpstreamBody};
 use portcullis_wire::openai::{parse_usage, PassthroughRequest};
 use portcullis_wire::WireError;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// POST /v1/embeddings
 pub async fn embeddings(
     State(state): State<Arc<AppState>>,
     Extension(note): Extension<Arc<AccessNote>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, GatewayError> {
@@ -32,13 +36,23 @@ pub async fn embeddings(
     if request.stream {
         return Err(WireError::field("stream", "embeddings cannot be streamed").into());
     }
-    passthrough(&state, &key, &request, Operation::Embeddings, note).await
+    passthrough(
+        &state,
+        &key,
+        &request,
+        bytes.len(),
+        Operation::Embeddings,
+        note,
+        peer,
+    )
+    .await
 }
 
 /// POST /v1/responses: OpenAI's Responses API, passed through to providers that serve it.
 pub async fn responses(
     State(state): State<Arc<AppState>>,
     Extension(note): Extension<Arc<AccessNote>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, GatewayError> {
@@ -47,19 +61,40 @@ pub async fn responses(
     let bytes = read_body(&state, &headers, body).await?;
     let request = PassthroughRequest::parse(&bytes)?;
     request.require("input", false)?;
-    passthrough(&state, &key, &request, Operation::Responses, note).await
+    passthrough(
+        &state,
+        &key,
+        &request,
+        bytes.len(),
+        Operation::Responses,
+        note,
+        peer,
+    )
+    .await
 }
 
 async fn passthrough(
-    state: &AppState,
+    state: &Arc<AppState>,
     key: &portcullis_policy::KeyEntry,
     request: &PassthroughRequest,
+    body_bytes: usize,
     op: Operation,
     note: Arc<AccessNote>,
+    peer: SocketAddr,
 ) -> Result<Response, GatewayError> {
     let route = resolve(state, key, &request.model)?;
     note.route(&route.model, &route.provider.name);
     let provider = route.provider.clone();
+    let call = Call {
+        key,
+        client_ip: Some(peer.ip()),
+        target: Target::Model(&route.model),
+        request: Some(request),
+        body_bytes: body_bytes as u64,
+        price: route.price,
+        provider: &provider.name,
+    };
+    enforce::admit(state, call, &note).await?;
     if !provider.supports(op) {
         return Err(GatewayError::BadRequest {
             message: format!(

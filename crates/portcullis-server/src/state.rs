@@ -1,13 +1,19 @@
 //! Shared state of a running gateway: the compiled routing table, provider clients, and the
 //! key ring, which a background task refreshes from the store when its revision changes.
 
+use crate::policy_runtime::PolicySnapshot;
+use crate::writer::{BatchWriter, Flush};
 use arc_swap::ArcSwap;
+use futures_util::future::BoxFuture;
 use portcullis_config::Config;
+use portcullis_config::RedisFailMode;
+use portcullis_policy::limits::{FailMode, Limiter, MemoryBackend, RedisBackend, RedisOptions};
 use portcullis_policy::{KeyEntry, KeyRing};
 use portcullis_providers::{Provider, Providers};
 use portcullis_store::Store;
+use portcullis_store::{NewShadowEvent, NewUsage};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +31,8 @@ pub struct Route {
     pub upstream_model: String,
     /// Client for the serving provider.
     pub provider: Arc<Provider>,
+    /// Prices for cost and budgets.
+    pub price: Option<portcullis_config::Price>,
 }
 
 /// Everything a request handler needs.
@@ -41,7 +49,20 @@ pub struct AppState {
     pub store: Store,
     /// True once keys have loaded and while the store answers.
     pub ready: AtomicBool,
+    /// Active and shadow policy, swapped atomically.
+    pub policy: ArcSwap<PolicySnapshot>,
+    /// Rate limits, concurrency and budgets (memory or Redis).
+    pub limiter: Limiter,
+    /// Usage records on their way to the store.
+    pub usage_writer: BatchWriter<NewUsage>,
+    /// Shadow-mode differences on their way to the store.
+    pub shadow_writer: BatchWriter<NewShadowEvent>,
+    /// Requests where the shadow policy decided differently (since start).
+    pub shadow_differences: AtomicU64,
+    /// Limit checks decided by the fail mode because Redis was unreachable: [open, closed].
+    pub limiter_unavailable: [AtomicU64; 2],
     keys_revision: AtomicI64,
+    policy_revision: AtomicI64,
 }
 
 /// A state construction failure.
@@ -53,6 +74,14 @@ pub enum StateError {
     /// The store could not be read.
     #[error("cannot load keys from the store: {0}")]
     Store(#[from] portcullis_store::StoreError),
+    /// The stored policy cannot be loaded.
+    #[error("cannot load the security policy: {0}")]
+    Policy(String),
+    /// Redis for shared limits is unreachable at start.
+    #[error(
+        "cannot connect to Redis for rate limits ({0}); fix redis.url or remove the redis section"
+    )]
+    Redis(String),
 }
 
 impl AppState {
@@ -68,21 +97,76 @@ impl AppState {
                         model: m.name.clone(),
                         upstream_model: m.upstream().to_string(),
                         provider: provider.clone(),
+                        price: m.price,
                     }),
                 );
             }
         }
+        let limiter = limiter_for(config).await?;
         let state = Arc::new(AppState {
             routes,
             model_order: config.models.iter().map(|m| m.name.clone()).collect(),
             max_body: config.server.max_body_size.0,
             keys: ArcSwap::from_pointee(KeyRing::default()),
+            usage_writer: BatchWriter::start(
+                "usage",
+                65_536,
+                store_flush(&store, |s, rows| {
+                    Box::pin(async move { s.record_usage(&rows).await })
+                }),
+            ),
+            shadow_writer: BatchWriter::start(
+                "shadow",
+                65_536,
+                store_flush(&store, |s, rows| {
+                    Box::pin(async move { s.record_shadow_events(&rows).await })
+                }),
+            ),
             store,
             ready: AtomicBool::new(false),
+            policy: ArcSwap::from_pointee(PolicySnapshot::default()),
+            limiter,
+            shadow_differences: AtomicU64::new(0),
+            limiter_unavailable: [AtomicU64::new(0), AtomicU64::new(0)],
             keys_revision: AtomicI64::new(-1),
+            policy_revision: AtomicI64::new(-1),
         });
         state.refresh_keys().await?;
+        state.refresh_policy().await.map_err(StateError::Policy)?;
         Ok(state)
+    }
+
+    /// Counts a limit check decided by the fail mode.
+    pub fn count_limiter_unavailable(&self, mode: FailMode) {
+        let i = usize::from(mode == FailMode::Closed);
+        let n = self.limiter_unavailable[i].fetch_add(1, Ordering::Relaxed);
+        if n % 1000 == 0 {
+            tracing::error!(
+                fail_mode = mode.label(),
+                "ALERT: limit store unreachable; limits decided by the fail mode"
+            );
+        }
+    }
+
+    /// Reloads the policy snapshot when the store's policy revision moved.
+    pub async fn refresh_policy(&self) -> Result<bool, String> {
+        let revision = self
+            .store
+            .policy_revision()
+            .await
+            .map_err(|e| e.to_string())?;
+        if revision == self.policy_revision.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let snapshot = PolicySnapshot::load(&self.store, &self.policy.load()).await?;
+        let versions = (
+            snapshot.active.as_ref().map(|p| p.version),
+            snapshot.shadow.as_ref().map(|p| p.version),
+        );
+        self.policy.store(Arc::new(snapshot));
+        self.policy_revision.store(revision, Ordering::Release);
+        tracing::info!(active = ?versions.0, shadow = ?versions.1, "security policy loaded");
+        Ok(true)
     }
 
     /// Reloads the key ring when the store's key revision moved. Returns whether it did.
@@ -95,7 +179,8 @@ impl AppState {
         self.flush_last_used().await;
         let records = self.store.list_keys().await?;
         let ring = KeyRing::new(records.into_iter().map(|r| {
-            let entry = KeyEntry::new(r.id, r.name, r.models, r.expires_at, r.revoked_at);
+            let entry = KeyEntry::new(r.id, r.name, r.models, r.expires_at, r.revoked_at)
+                .with_identity(r.team, r.role, r.owner);
             (r.hash, entry)
         }));
         self.keys.store(Arc::new(ring));
@@ -126,6 +211,9 @@ impl AppState {
             loop {
                 tokio::time::sleep(KEY_POLL_INTERVAL).await;
                 ticks = ticks.wrapping_add(1);
+                if let Err(e) = state.refresh_policy().await {
+                    tracing::error!(error = %e, "cannot refresh the security policy; keeping the current one");
+                }
                 match state.refresh_keys().await {
                     Ok(_) if failing => {
                         failing = false;
@@ -147,8 +235,42 @@ impl AppState {
         })
     }
 
-    /// Final flush at shutdown.
+    /// Final flush at shutdown: usage, shadow events, last-use times.
     pub async fn on_shutdown(&self) {
+        self.usage_writer.shutdown().await;
+        self.shadow_writer.shutdown().await;
         self.flush_last_used().await;
     }
+}
+
+/// The limit backend: Redis when configured (shared by all instances), memory otherwise.
+async fn limiter_for(config: &Config) -> Result<Limiter, StateError> {
+    match &config.redis {
+        None => Ok(Limiter::new(
+            Arc::new(MemoryBackend::new()),
+            FailMode::Closed,
+        )),
+        Some(redis) => {
+            let backend = RedisBackend::connect(&redis.url, RedisOptions::default())
+                .await
+                .map_err(|e| StateError::Redis(e.to_string()))?;
+            let mode = match redis.fail_mode {
+                RedisFailMode::Closed => FailMode::Closed,
+                RedisFailMode::Open => FailMode::Open,
+            };
+            Ok(Limiter::new(Arc::new(backend), mode))
+        }
+    }
+}
+
+/// A batch writer flush that calls one store method.
+fn store_flush<T: Send + 'static>(
+    store: &Store,
+    write: fn(Store, Vec<T>) -> BoxFuture<'static, portcullis_store::Result<()>>,
+) -> Flush<T> {
+    let store = store.clone();
+    Arc::new(move |rows| {
+        let fut = write(store.clone(), rows);
+        Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+    })
 }

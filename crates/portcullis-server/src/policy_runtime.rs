@@ -1,0 +1,62 @@
+//! The security policy a running gateway enforces: the active version and, in shadow mode,
+//! the candidate evaluated next to it. Loaded from the store, compiled once, swapped in
+//! atomically; a request reads one snapshot, so it is judged by exactly one version.
+
+use portcullis_policy::decide::CompiledPolicy;
+use portcullis_policy::document::parse_policy;
+use portcullis_store::Store;
+use std::sync::Arc;
+
+/// One compiled policy version.
+pub struct LoadedPolicy {
+    /// Version number in the store.
+    pub version: i64,
+    /// The compiled rules.
+    pub compiled: CompiledPolicy,
+}
+
+/// What a request is judged by.
+#[derive(Default, Clone)]
+pub struct PolicySnapshot {
+    /// Enforced version; `None` until a policy is applied (keys' own model globs only).
+    pub active: Option<Arc<LoadedPolicy>>,
+    /// Candidate evaluated without enforcement.
+    pub shadow: Option<Arc<LoadedPolicy>>,
+}
+
+impl PolicySnapshot {
+    /// Loads the versions named by the store's policy state, reusing already compiled ones.
+    pub async fn load(store: &Store, previous: &PolicySnapshot) -> Result<PolicySnapshot, String> {
+        let state = store.policy_state().await.map_err(|e| e.to_string())?;
+        let active = load_version(store, state.active_version, &previous.active).await?;
+        let shadow = load_version(store, state.shadow_version, &previous.shadow).await?;
+        Ok(PolicySnapshot { active, shadow })
+    }
+}
+
+async fn load_version(
+    store: &Store,
+    version: Option<i64>,
+    previous: &Option<Arc<LoadedPolicy>>,
+) -> Result<Option<Arc<LoadedPolicy>>, String> {
+    let Some(version) = version else {
+        return Ok(None);
+    };
+    if let Some(p) = previous.as_ref().filter(|p| p.version == version) {
+        return Ok(Some(p.clone()));
+    }
+    let stored = store
+        .get_policy_version(version)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("policy version {version} is missing from the store"))?;
+    let compiled =
+        compile_text(&stored.document).map_err(|e| format!("policy version {version}: {e}"))?;
+    Ok(Some(Arc::new(LoadedPolicy { version, compiled })))
+}
+
+/// Parses, validates and compiles a policy document.
+pub fn compile_text(text: &str) -> Result<CompiledPolicy, String> {
+    let validated = parse_policy(text).map_err(|e| e.to_string())?;
+    CompiledPolicy::compile(&validated.document).map_err(|e| e.to_string())
+}

@@ -1,0 +1,180 @@
+//! Background batch writers: records produced on the request path (usage, shadow-mode
+//! differences) are queued without waiting and written to the store in batches. The queue
+//! is bounded; a full queue is counted and logged loudly, never a silent drop, and the
+//! queue is drained and flushed at shutdown.
+
+use futures_util::future::BoxFuture;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+
+/// Most records written in one batch.
+const BATCH: usize = 256;
+/// Longest a record waits before its batch is written.
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
+/// Attempts per batch before it is reported lost.
+const ATTEMPTS: u32 = 3;
+
+/// Writes one batch to its destination.
+pub type Flush<T> = Arc<dyn Fn(Vec<T>) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// A queue with a background task draining it in batches.
+pub struct BatchWriter<T> {
+    name: &'static str,
+    sender: mpsc::Sender<T>,
+    dropped: AtomicU64,
+    close: Arc<Notify>,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<T: Clone + Send + 'static> BatchWriter<T> {
+    /// Starts a writer named `name` (for logs) holding at most `capacity` queued records.
+    pub fn start(name: &'static str, capacity: usize, flush: Flush<T>) -> BatchWriter<T> {
+        let (sender, receiver) = mpsc::channel(capacity);
+        let close = Arc::new(Notify::new());
+        let task = tokio::spawn(drain(name, receiver, flush, close.clone()));
+        BatchWriter {
+            name,
+            sender,
+            dropped: AtomicU64::new(0),
+            close,
+            task: std::sync::Mutex::new(Some(task)),
+        }
+    }
+
+    /// Queues a record without waiting. Returns false (and counts it) when the queue is full.
+    pub fn push(&self, record: T) -> bool {
+        match self.sender.try_send(record) {
+            Ok(()) => true,
+            Err(_) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::error!(
+                    writer = self.name,
+                    dropped_total = n,
+                    "ALERT: write queue full or closed; record not written"
+                );
+                false
+            }
+        }
+    }
+
+    /// Records refused because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records waiting in the queue.
+    pub fn depth(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+
+    /// Writes everything queued so far and stops the background task.
+    pub async fn shutdown(&self) {
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            self.close.notify_one();
+            let _ = task.await;
+        }
+    }
+}
+
+async fn drain<T: Clone + Send + 'static>(
+    name: &'static str,
+    mut receiver: mpsc::Receiver<T>,
+    flush: Flush<T>,
+    close: Arc<Notify>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let deadline = tokio::time::sleep(FLUSH_EVERY);
+        tokio::pin!(deadline);
+        let closing = loop {
+            tokio::select! {
+                record = receiver.recv() => match record {
+                    Some(r) => {
+                        batch.push(r);
+                        if batch.len() >= BATCH {
+                            break false;
+                        }
+                    }
+                    None => break true,
+                },
+                _ = &mut deadline => break false,
+                _ = close.notified() => break true,
+            }
+        };
+        if closing {
+            while let Ok(r) = receiver.try_recv() {
+                batch.push(r);
+            }
+        }
+        while !batch.is_empty() {
+            let rest = batch.split_off(batch.len().min(BATCH));
+            write(name, &flush, std::mem::replace(&mut batch, rest)).await;
+        }
+        if closing {
+            return;
+        }
+    }
+}
+
+async fn write<T: Clone>(name: &'static str, flush: &Flush<T>, batch: Vec<T>) {
+    for attempt in 1..=ATTEMPTS {
+        match flush(batch.clone()).await {
+            Ok(()) => return,
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(writer = name, attempt, error = %e, "batch write failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            Err(e) => tracing::error!(
+                writer = name,
+                records = batch.len(),
+                error = %e,
+                "ALERT: batch not written after retries"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[tokio::test]
+    async fn batches_are_written_and_flushed_at_shutdown() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let flush: Flush<u32> = Arc::new(move |batch| {
+            let sink = sink.clone();
+            Box::pin(async move {
+                sink.lock().unwrap().extend(batch);
+                Ok(())
+            })
+        });
+        let writer = BatchWriter::start("test", 10_000, flush);
+        for i in 0..1000 {
+            assert!(writer.push(i));
+        }
+        writer.shutdown().await;
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1000, "nothing accepted is lost at shutdown");
+        assert_eq!(*seen, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_counted() {
+        let flush: Flush<u32> = Arc::new(|_| {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(())
+            })
+        });
+        let writer = BatchWriter::start("slow", 2, flush);
+        let accepted = (0..10).filter(|i| writer.push(*i)).count();
+        assert!(accepted < 10);
+        assert_eq!(writer.dropped(), 10 - accepted as u64);
+    }
+}
