@@ -43,6 +43,9 @@ pub struct Spec {
     pub env: Vec<(String, String)>,
     /// PEM of a CA the test client must trust (the data plane then speaks HTTPS).
     pub tls_ca_pem: Option<Vec<u8>>,
+    /// `store.url` (default: a SQLite file in the work directory), e.g. a PostgreSQL URL
+    /// shared by several gateways.
+    pub store_url: Option<String>,
 }
 
 impl Spec {
@@ -60,6 +63,12 @@ impl Spec {
         if !self.server_extra.ends_with('\n') {
             self.server_extra.push('\n');
         }
+        self
+    }
+
+    /// Uses `url` as `store.url` instead of the work directory's SQLite file.
+    pub fn store(mut self, url: &str) -> Spec {
+        self.store_url = Some(url.into());
         self
     }
 
@@ -175,7 +184,7 @@ impl Gateway {
             let yaml = format!(
                 "server:\n  listen: {data_addr}\n  admin_listen: {admin_addr}\n{}store:\n  url: {}\n{}",
                 spec.server_extra,
-                workdir.store_url(),
+                spec.store_url.clone().unwrap_or_else(|| workdir.store_url()),
                 spec.body
             );
             let config_path = workdir.write("portcullis.yaml", yaml);
