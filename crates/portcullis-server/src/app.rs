@@ -34,9 +34,17 @@ pub fn data_plane(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn(access::track))
 }
 
-/// Operator-facing router (the admin API grows here).
+/// Operator-facing router: the public health routes, and the admin API behind key
+/// authentication (default deny, unknown `/api/` paths included).
 pub fn admin_plane(state: Arc<AppState>) -> Router {
+    let api = crate::admin::router()
+        .fallback(|| async { GatewayError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::admin::require_key,
+        ));
     Router::new()
+        .merge(api)
         .route(PUBLIC_ROUTES[0], get(healthz))
         .route(PUBLIC_ROUTES[1], get(readyz))
         .fallback(|| async { GatewayError::NotFound })

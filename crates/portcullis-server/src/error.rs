@@ -73,6 +73,22 @@ pub enum GatewayError {
     },
     /// The shared limit store is unreachable and limits fail closed.
     LimiterUnavailable,
+    /// The caller's role lacks a permission on the target (admin API).
+    Forbidden {
+        /// The missing permission, e.g. `keys:revoke`.
+        permission: &'static str,
+    },
+    /// The caller may not give a role it does not itself cover (admin API).
+    GrantDenied {
+        /// The role that was asked for.
+        role: String,
+    },
+    /// The change collides with existing data (duplicate name, id, ...).
+    Conflict(String),
+    /// A named resource (key, user, policy version, ...) does not exist.
+    ResourceNotFound(String),
+    /// A policy document did not validate: every problem, with its path.
+    InvalidPolicy(Vec<portcullis_policy::document::Problem>),
     /// A bug or an unexpected state in the gateway.
     Internal,
 }
@@ -230,6 +246,34 @@ impl GatewayError {
                 "rate limits cannot be checked right now; retry later".into(),
                 None,
             ),
+            Forbidden { permission } => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "permission_denied",
+                format!("this key's role lacks permission '{permission}' on this resource").into(),
+                None,
+            ),
+            GrantDenied { role } => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "permission_denied",
+                format!("this key's role may not grant role '{role}': it would give more than the caller holds").into(),
+                Some("role"),
+            ),
+            Conflict(message) => (StatusCode::CONFLICT, "invalid_request_error", "conflict", message.as_str().into(), None),
+            ResourceNotFound(message) => (StatusCode::NOT_FOUND, "invalid_request_error", "not_found", message.as_str().into(), None),
+            InvalidPolicy(problems) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_policy",
+                format!(
+                    "invalid policy document ({} problem(s)): {}",
+                    problems.len(),
+                    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                )
+                .into(),
+                None,
+            ),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "api_error", "internal_error", "internal gateway error".into(), None),
         };
         ErrorParts {
@@ -254,7 +298,11 @@ impl GatewayError {
     /// The OpenAI error JSON for this error.
     pub fn body(&self) -> Vec<u8> {
         let p = self.parts();
-        portcullis_wire::openai::error_body(&p.message, p.kind, Some(p.code), p.param)
+        let body = portcullis_wire::openai::error_body(&p.message, p.kind, Some(p.code), p.param);
+        match self {
+            GatewayError::InvalidPolicy(problems) => with_problems(body, problems),
+            _ => body,
+        }
     }
 }
 
@@ -281,6 +329,15 @@ impl IntoResponse for GatewayError {
             .insert(ErrorCode(self.parts().code));
         response
     }
+}
+
+/// Adds `error.problems` (every problem with its path) to an error body.
+fn with_problems(body: Vec<u8>, problems: &[portcullis_policy::document::Problem]) -> Vec<u8> {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return body;
+    };
+    value["error"]["problems"] = serde_json::json!(problems);
+    serde_json::to_vec(&value).unwrap_or(body)
 }
 
 /// The error code of a failed response, kept for the access log.

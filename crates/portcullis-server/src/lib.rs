@@ -2,6 +2,7 @@
 //! and graceful shutdown.
 
 pub mod access;
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod body;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod inbound;
 pub mod listen;
 pub mod openai_routes;
+pub mod policy_ops;
 pub mod policy_runtime;
 pub mod relay;
 pub mod state;
