@@ -1,4 +1,5 @@
-//! The `portcullis` command: run the gateway, check configuration, manage virtual keys.
+//! The `portcullis` command: run the gateway, check configuration, manage virtual keys,
+//! users, teams and the versioned security policy.
 
 mod cli;
 
@@ -32,6 +33,36 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Versioned security policy: validate, diff, apply (or shadow), history, rollback.
+    Policy {
+        #[command(subcommand)]
+        command: cli::verbs::PolicyCommand,
+    },
+    /// Manage users (people who administer or develop).
+    Users {
+        #[command(subcommand)]
+        command: cli::verbs::UsersCommand,
+    },
+    /// Manage teams (tenants).
+    Teams {
+        #[command(subcommand)]
+        command: cli::verbs::TeamsCommand,
+    },
+    /// Requests, tokens and spend per key and model.
+    Usage {
+        /// YAML configuration file (for the store location).
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Only this team.
+        #[arg(long)]
+        team: Option<String>,
+        /// Period back from now, e.g. 7d, 24h.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -60,6 +91,15 @@ enum KeysCommand {
         /// Lifetime, e.g. 30d, 12h (default: no expiry).
         #[arg(long)]
         expires: Option<String>,
+        /// Team the key belongs to.
+        #[arg(long)]
+        team: Option<String>,
+        /// Role the key carries.
+        #[arg(long, default_value = "developer")]
+        role: String,
+        /// Owner: a user id or service-account name.
+        #[arg(long)]
+        owner: Option<String>,
     },
     /// List keys (never shows a key, only id, prefix, name and state).
     List {
@@ -77,6 +117,28 @@ enum KeysCommand {
         config: Option<PathBuf>,
         /// The key id (key_...).
         id: String,
+    },
+    /// Replace a key: revokes it and prints the new key alone on stdout.
+    Rotate {
+        /// YAML configuration file (for the store location).
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// The key id (key_...).
+        id: String,
+    },
+    /// Set a key's expiry.
+    Expire {
+        /// YAML configuration file (for the store location).
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// The key id (key_...).
+        id: String,
+        /// Expire after this long, e.g. 1d.
+        #[arg(long = "in", conflicts_with = "now", required_unless_present = "now")]
+        lifetime: Option<String>,
+        /// Expire immediately.
+        #[arg(long)]
+        now: bool,
     },
 }
 
@@ -104,14 +166,39 @@ fn main() -> ExitCode {
                     name,
                     models,
                     expires,
-                } => cli::keys::create(config.as_deref(), name, models, expires.as_deref()).await,
+                    team,
+                    role,
+                    owner,
+                } => {
+                    let identity = (team, role, owner);
+                    let expires = expires.as_deref();
+                    cli::keys::create(config.as_deref(), name, models, expires, identity).await
+                }
                 KeysCommand::List { config, json } => {
                     cli::keys::list(config.as_deref(), json).await
                 }
                 KeysCommand::Revoke { config, id } => {
                     cli::keys::revoke(config.as_deref(), &id).await
                 }
+                KeysCommand::Rotate { config, id } => {
+                    cli::identity::rotate_key(config.as_deref(), &id).await
+                }
+                KeysCommand::Expire {
+                    config,
+                    id,
+                    lifetime,
+                    now: _,
+                } => cli::identity::expire_key(config.as_deref(), &id, lifetime.as_deref()).await,
             },
+            Command::Policy { command } => cli::verbs::policy(command).await,
+            Command::Users { command } => cli::verbs::users(command).await,
+            Command::Teams { command } => cli::verbs::teams(command).await,
+            Command::Usage {
+                config,
+                team,
+                since,
+                json,
+            } => cli::identity::usage(config.as_deref(), team, &since, json).await,
         }
     });
     match result {

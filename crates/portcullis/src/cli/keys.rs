@@ -7,12 +7,14 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-async fn open_store(config: Option<&Path>) -> Result<Store> {
+/// Opens the store named by the configuration.
+pub(crate) async fn open_store(config: Option<&Path>) -> Result<Store> {
     let loaded = load(config)?;
     Ok(Store::connect(&loaded.config.store.url).await?)
 }
 
-fn now() -> i64 {
+/// Unix time now, seconds.
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -25,7 +27,9 @@ pub async fn create(
     name: String,
     models: Vec<String>,
     expires: Option<&str>,
+    identity: (Option<String>, String, Option<String>),
 ) -> Result<ExitCode> {
+    let (team, role, owner) = identity;
     if name.trim().is_empty() {
         bail!("--name must not be empty");
     }
@@ -47,9 +51,10 @@ pub async fn create(
         }
     };
     let store = open_store(config).await?;
+    crate::cli::identity::check_role(&store, &role).await?;
     let key = portcullis_policy::generate_key()
         .map_err(|e| anyhow::anyhow!("cannot draw random bytes for a key: {e}"))?;
-    store
+    let detail = store
         .create_key(&NewKey {
             id: key.id.clone(),
             name,
@@ -58,11 +63,14 @@ pub async fn create(
             models,
             created_at,
             expires_at,
-            team: None,
-            role: "developer".into(),
-            owner: None,
+            team,
+            role,
+            owner,
         })
-        .await?;
+        .await
+        .map(|r| serde_json::json!({"team": r.team, "role": r.role, "owner": r.owner, "name": r.name}))?;
+    let actor = crate::cli::policy::actor();
+    portcullis_server::policy_ops::audit(&store, &actor, "key.create", &key.id, "ok", detail).await;
     store.close().await;
     eprintln!(
         "created {} ({}…); store the key now, it is not shown again",
@@ -106,6 +114,7 @@ pub async fn list(config: Option<&Path>, json: bool) -> Result<ExitCode> {
                     "id": r.id, "prefix": r.prefix, "name": r.name, "state": state(r, now),
                     "models": r.models, "created_at": r.created_at, "expires_at": r.expires_at,
                     "revoked_at": r.revoked_at, "last_used_at": r.last_used_at,
+                    "team": r.team, "role": r.role, "owner": r.owner,
                 })
             })
             .collect();
@@ -140,6 +149,18 @@ pub async fn list(config: Option<&Path>, json: bool) -> Result<ExitCode> {
 pub async fn revoke(config: Option<&Path>, id: &str) -> Result<ExitCode> {
     let store = open_store(config).await?;
     let found = store.revoke_key(id, now()).await?;
+    if found {
+        let actor = crate::cli::policy::actor();
+        portcullis_server::policy_ops::audit(
+            &store,
+            &actor,
+            "key.revoke",
+            id,
+            "ok",
+            serde_json::json!({}),
+        )
+        .await;
+    }
     store.close().await;
     if found {
         eprintln!("revoked {id}");

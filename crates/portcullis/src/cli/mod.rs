@@ -1,5 +1,8 @@
 //! Subcommands of the `portcullis` binary.
 
 pub mod config;
+pub mod identity;
 pub mod keys;
+pub mod policy;
 pub mod serve;
+pub mod verbs;
