@@ -8,6 +8,7 @@
 mod load;
 mod meta;
 mod procs;
+mod quiet;
 mod report;
 mod rss;
 mod stream;
@@ -220,6 +221,7 @@ async fn run(args: &Args) -> Result<ExitCode> {
         gateway_log.display()
     );
     let sampler = rss::RssSampler::start(gateway.pid());
+    let pids = [mock.pid(), gateway.pid()];
 
     let path = "/v1/chat/completions";
     let body = chat_body(false);
@@ -248,8 +250,10 @@ async fn run(args: &Args) -> Result<ExitCode> {
         let (mut d, mut g) = (None, None);
         let (warmup, duration) = (args.warmup / args.rounds, args.duration / args.rounds);
         for _ in 0..args.rounds {
+            quiet::settle(&pids, "a direct round").await;
             let r = load::run_phase(direct.clone(), c, warmup, duration).await?;
             merge_into(&mut d, r)?;
+            quiet::settle(&pids, "a gateway round").await;
             let r = load::run_phase(via_gw.clone(), c, warmup, duration).await?;
             merge_into(&mut g, r)?;
         }
@@ -281,8 +285,14 @@ async fn run(args: &Args) -> Result<ExitCode> {
         args.stream_requests
     );
     let stream_body = chat_body(true);
-    let (ttfe_direct, ttfe_gateway) = stream::measure(
+    quiet::settle(&pids, "the direct streams").await;
+    let ttfe_direct = stream::measure(
         &direct.with_body("direct", stream_body.clone()),
+        args.stream_requests,
+    )
+    .await;
+    quiet::settle(&pids, "the gateway streams").await;
+    let ttfe_gateway = stream::measure(
         &via_gw.with_body("gateway", stream_body),
         args.stream_requests,
     )

@@ -214,17 +214,22 @@ impl Report {
         let n = self.ttfe_gateway.samples_ns.len();
         writeln!(
             s,
-            "Sequential `\"stream\": true` requests, direct and gateway alternating; time from \
-             sending the request to the first complete `data:` line ({n} gateway samples).\n"
+            "Sequential `\"stream\": true` requests, all direct then all gateway, each side \
+             once the servers were idle; time from sending the request to the first complete \
+             `data:` line ({n} gateway samples).\n"
         )?;
         for (side, t) in [
             ("direct", &self.ttfe_direct),
             ("gateway", &self.ttfe_gateway),
         ] {
             match (t.quantile_us(0.5), t.quantile_us(0.99)) {
-                (Some(p50), Some(p99)) => {
-                    writeln!(s, "- {side}: median {} (p99 {})", us(p50), us(p99))?
-                }
+                (Some(p50), Some(p99)) => writeln!(
+                    s,
+                    "- {side}: median {} (p99 {}; response headers after {} median)",
+                    us(p50),
+                    us(p99),
+                    us(t.headers_median_us().unwrap_or(0.0))
+                )?,
                 _ => writeln!(s, "- {side}: no successful stream")?,
             }
             if t.errors > 0 {

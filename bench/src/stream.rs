@@ -1,9 +1,11 @@
 //! Stream time-to-first-event (TTFE): the time from sending a `"stream": true` chat
 //! request to receiving the first complete `data:` line of its server-sent events.
 //!
-//! Requests are sequential (one in flight at a time) so the figure is pure latency, and
-//! direct and gateway requests alternate so that any drift of the machine (frequency
-//! scaling, a background task) affects both sides alike.
+//! Requests are sequential (one in flight at a time) so the figure is pure latency. The
+//! two sides are measured one after the other, not interleaved: work a gateway does after
+//! each stream (logging, usage accounting) would otherwise land on the next direct request
+//! and make the gateway look better than it is. A side takes well under a second, so
+//! drift of the machine between them is small.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,8 @@ const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct TtfeResult {
     /// Time to the first event of each successful stream, in nanoseconds, sorted.
     pub samples_ns: Vec<u64>,
+    /// Time to the response headers of each successful stream, in nanoseconds, sorted.
+    pub headers_ns: Vec<u64>,
     /// Streams that failed: non-200, no `data:` line, no `[DONE]`, transport error.
     pub errors: u64,
     /// The first few distinct error messages.
@@ -35,11 +39,12 @@ pub struct TtfeResult {
 impl TtfeResult {
     /// The `q` quantile (0..=1, nearest rank) in microseconds, or `None` without samples.
     pub fn quantile_us(&self, q: f64) -> Option<f64> {
-        if self.samples_ns.is_empty() {
-            return None;
-        }
-        let rank = ((self.samples_ns.len() - 1) as f64 * q).round() as usize;
-        Some(self.samples_ns[rank] as f64 / 1_000.0)
+        quantile_us(&self.samples_ns, q)
+    }
+
+    /// The median time to the response headers in microseconds, or `None` without samples.
+    pub fn headers_median_us(&self) -> Option<f64> {
+        quantile_us(&self.headers_ns, 0.5)
     }
 
     fn error(&mut self, msg: String) {
@@ -50,7 +55,16 @@ impl TtfeResult {
     }
 }
 
-/// One side of the comparison: a target and its (lazily opened) connection.
+/// The `q` quantile (nearest rank) of sorted nanosecond samples, in microseconds.
+fn quantile_us(sorted_ns: &[u64], q: f64) -> Option<f64> {
+    if sorted_ns.is_empty() {
+        return None;
+    }
+    let rank = ((sorted_ns.len() - 1) as f64 * q).round() as usize;
+    Some(sorted_ns[rank] as f64 / 1_000.0)
+}
+
+/// A target, its (lazily opened) connection and what was measured so far.
 struct Side<'a> {
     target: &'a Target,
     sender: Option<SendRequest<Full<Bytes>>>,
@@ -63,8 +77,9 @@ impl Side<'_> {
         let outcome =
             tokio::time::timeout(STREAM_TIMEOUT, stream_once(&mut self.sender, self.target)).await;
         match outcome {
-            Ok(Ok(ttfe)) => {
+            Ok(Ok((headers, ttfe))) => {
                 if record {
+                    self.result.headers_ns.push(headers.as_nanos() as u64);
                     self.result.samples_ns.push(ttfe.as_nanos() as u64);
                 }
             }
@@ -85,34 +100,27 @@ impl Side<'_> {
     }
 }
 
-/// Measures TTFE `n` times on each side, alternating, after a short warmup.
-pub async fn measure(direct: &Target, gateway: &Target, n: usize) -> (TtfeResult, TtfeResult) {
-    let mut d = Side {
-        target: direct,
-        sender: None,
-        result: TtfeResult::default(),
-    };
-    let mut g = Side {
-        target: gateway,
+/// Measures TTFE of `n` sequential streams to `target`, after a short warmup.
+pub async fn measure(target: &Target, n: usize) -> TtfeResult {
+    let mut side = Side {
+        target,
         sender: None,
         result: TtfeResult::default(),
     };
     for i in 0..WARMUP_REQUESTS + n {
-        let record = i >= WARMUP_REQUESTS;
-        d.one(record).await;
-        g.one(record).await;
+        side.one(i >= WARMUP_REQUESTS).await;
     }
-    d.result.samples_ns.sort_unstable();
-    g.result.samples_ns.sort_unstable();
-    (d.result, g.result)
+    side.result.samples_ns.sort_unstable();
+    side.result.headers_ns.sort_unstable();
+    side.result
 }
 
-/// Sends one streaming request, returns its time to the first `data:` line, and reads
-/// the rest of the stream, which must end with `data: [DONE]`.
+/// Sends one streaming request, returns its times to the response headers and to the first
+/// `data:` line, and reads the rest of the stream, which must end with `data: [DONE]`.
 async fn stream_once(
     sender: &mut Option<SendRequest<Full<Bytes>>>,
     target: &Target,
-) -> Result<Duration> {
+) -> Result<(Duration, Duration)> {
     if let Some(s) = sender.as_mut() {
         if s.ready().await.is_err() {
             // The server closed the keep-alive connection; not counted against TTFE.
@@ -125,6 +133,7 @@ async fn stream_once(
     };
     let start = Instant::now();
     let resp = s.send_request(target.request()).await?;
+    let headers = start.elapsed();
     let status = resp.status();
     let mut body = resp.into_body();
     if status != StatusCode::OK {
@@ -160,7 +169,7 @@ async fn stream_once(
     if !contains(&tail, b"data: [DONE]") {
         bail!("stream did not end with data: [DONE]");
     }
-    Ok(ttfe)
+    Ok((headers, ttfe))
 }
 
 /// Whether `buf` holds a line starting with `data:` that is terminated by a newline.
