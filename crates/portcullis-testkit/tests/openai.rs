@@ -171,6 +171,29 @@ async fn chat_stream_include_usage_adds_usage_chunk() {
     }
 }
 
+#[tokio::test]
+async fn chat_stream_mistral_model_sends_usage_on_the_finish_chunk() {
+    // Mistral rejects `stream_options` and always puts usage on its last chunk.
+    let mock = MockUpstream::start().await;
+    let resp = client()
+        .post(format!("{}/chat/completions", mock.base_url()))
+        .json(&chat_body("mistral-small-latest", "hello world", true))
+        .send()
+        .await
+        .unwrap();
+    let read = read_sse(resp).await;
+    let ev = &read.events;
+    assert_eq!(ev.last().unwrap().data, "[DONE]");
+    let finish = ev[ev.len() - 2].json();
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    assert_eq!(finish["usage"]["prompt_tokens"], 7);
+    assert_eq!(finish["usage"]["completion_tokens"], 3);
+    assert_eq!(finish["usage"]["total_tokens"], 10);
+    for e in &ev[..ev.len() - 2] {
+        assert!(e.json().get("usage").is_none(), "{}", e.data);
+    }
+}
+
 fn weather_request(stream: bool) -> Value {
     json!({
         "model": "mock-gpt",

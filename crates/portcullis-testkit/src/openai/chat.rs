@@ -138,7 +138,9 @@ pub(crate) async fn handle(ctx: &Ctx<'_>) -> Response<Body> {
             event.extend_from_slice(b"\n\n");
             bytes::Bytes::from(event)
         });
-        let events = stream::events(&exchange, include_usage);
+        // Mistral sends usage unasked on its last chunk (and rejects `stream_options`).
+        let usage_on_finish = model.starts_with("mistral") && req.stream_options.is_none();
+        let events = stream::events(&exchange, include_usage, usage_on_finish);
         return respond::sse(events, plan, ctx.kill.clone());
     }
     completion(&exchange)

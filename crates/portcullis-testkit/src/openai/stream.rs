@@ -12,7 +12,10 @@ use crate::respond::{sse_event, SSE_DONE};
 /// final chunk with an empty delta and `finish_reason`, the usage chunk (`choices: []`) when
 /// `include_usage`, then `[DONE]`. Tool call: a chunk with role, id, type, name and empty
 /// arguments, then the arguments in three fragments, then the final chunk.
-pub(crate) fn events(ex: &Exchange, include_usage: bool) -> Vec<Bytes> {
+///
+/// `usage_on_finish` imitates Mistral, which rejects `stream_options` and instead always
+/// sends `usage` on the chunk carrying `finish_reason` (no separate usage chunk).
+pub(crate) fn events(ex: &Exchange, include_usage: bool, usage_on_finish: bool) -> Vec<Bytes> {
     let mut out = Vec::with_capacity(8);
     let chunk = |choice: ChunkChoice<'_>| -> Bytes {
         let choices = [choice];
@@ -74,13 +77,27 @@ pub(crate) fn events(ex: &Exchange, include_usage: bool) -> Vec<Bytes> {
             }
         }
     }
-    out.push(chunk(ChunkChoice {
+    let finish = [ChunkChoice {
         index: 0,
         delta: Delta::default(),
         logprobs: None,
         finish_reason: Some(ex.reply.finish_reason()),
+    }];
+    out.push(sse_event(&ChatChunk {
+        id: &ex.id,
+        object: "chat.completion.chunk",
+        created: ex.created,
+        model: &ex.model,
+        service_tier: "default",
+        system_fingerprint: "fp_mock",
+        choices: &finish,
+        usage: if usage_on_finish {
+            Some(Some(ex.usage))
+        } else {
+            include_usage.then_some(None)
+        },
     }));
-    if include_usage {
+    if include_usage && !usage_on_finish {
         out.push(sse_event(&ChatChunk {
             id: &ex.id,
             object: "chat.completion.chunk",
