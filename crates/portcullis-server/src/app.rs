@@ -47,7 +47,6 @@ pub fn admin_plane(state: Arc<AppState>) -> Router {
         .merge(api)
         .route(PUBLIC_ROUTES[0], get(healthz))
         .route(PUBLIC_ROUTES[1], get(readyz))
-        .fallback(|| async { GatewayError::NotFound })
         .method_not_allowed_fallback(openai::method_not_allowed)
         .with_state(state)
         .layer(CatchPanicLayer::custom(on_panic))

@@ -186,3 +186,79 @@ pub async fn expect_error(
     assert_eq!(error["code"], code, "{body}");
     body
 }
+
+/// Adds a key with a team, role and owner; returns (id, secret). Call
+/// `h.gateway.state.refresh_keys()` (or wait for the poller) before using it.
+pub async fn add_identity_key(
+    store: &Store,
+    team: Option<&str>,
+    role: &str,
+    owner: Option<&str>,
+) -> (String, String) {
+    let key = generate_key().unwrap();
+    store
+        .create_key(&NewKey {
+            id: key.id.clone(),
+            name: format!("{role}-key"),
+            prefix: key.prefix.clone(),
+            hash: key.hash.clone(),
+            models: vec![],
+            created_at: 0,
+            expires_at: None,
+            team: team.map(String::from),
+            role: role.into(),
+            owner: owner.map(String::from),
+        })
+        .await
+        .unwrap();
+    (key.id, key.secret)
+}
+
+impl Harness {
+    /// URL on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.gateway.admin_addr, path)
+    }
+
+    /// An admin API call with `key`; `body` is sent as JSON unless it does not parse as
+    /// JSON, then as `text/yaml`.
+    pub async fn admin(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> reqwest::Response {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .client
+            .request(method, self.admin_url(path))
+            .bearer_auth(key);
+        if let Some(body) = body {
+            let json = serde_json::from_str::<serde_json::Value>(body).is_ok();
+            let kind = if json {
+                "application/json"
+            } else {
+                "text/yaml"
+            };
+            req = req.header("content-type", kind).body(body.to_string());
+        }
+        req.send().await.unwrap()
+    }
+
+    /// A chat call to `model` with `key` instead of the harness key.
+    pub async fn chat_as(&self, key: &str, model: &str) -> reqwest::Response {
+        let body = serde_json::json!({
+            "model": model,
+            "messages": [{"role": "user", "content": "hello there gateway friend"}],
+        });
+        self.client
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+}
