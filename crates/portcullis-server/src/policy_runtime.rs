@@ -13,6 +13,10 @@ pub struct LoadedPolicy {
     pub version: i64,
     /// The compiled rules.
     pub compiled: CompiledPolicy,
+    /// The document defines rate limits or budgets: limited requests are then estimated
+    /// with the tokenizer, which should be built before they arrive (see
+    /// [`PolicySnapshot::uses_tokenizer`]).
+    pub has_limits: bool,
 }
 
 /// What a request is judged by.
@@ -32,6 +36,15 @@ impl PolicySnapshot {
         let shadow = load_version(store, state.shadow_version, &previous.shadow).await?;
         Ok(PolicySnapshot { active, shadow })
     }
+
+    /// Whether requests judged by this snapshot may need token estimates (a version with
+    /// limits or budgets): the tokenizer is then warmed up off the request path.
+    pub fn uses_tokenizer(&self) -> bool {
+        [&self.active, &self.shadow]
+            .into_iter()
+            .flatten()
+            .any(|p| p.has_limits)
+    }
 }
 
 async fn load_version(
@@ -50,9 +63,17 @@ async fn load_version(
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("policy version {version} is missing from the store"))?;
+    let invalid = |e: String| format!("policy version {version}: {e}");
+    let validated = parse_policy(&stored.document).map_err(|e| invalid(e.to_string()))?;
     let compiled =
-        compile_text(&stored.document).map_err(|e| format!("policy version {version}: {e}"))?;
-    Ok(Some(Arc::new(LoadedPolicy { version, compiled })))
+        CompiledPolicy::compile(&validated.document).map_err(|e| invalid(e.to_string()))?;
+    let doc = &validated.document;
+    let has_limits = !doc.rate_limits.is_empty() || !doc.budgets.is_empty();
+    Ok(Some(Arc::new(LoadedPolicy {
+        version,
+        compiled,
+        has_limits,
+    })))
 }
 
 /// Parses, validates and compiles a policy document.

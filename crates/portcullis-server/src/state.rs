@@ -133,6 +133,10 @@ impl AppState {
         });
         state.refresh_keys().await?;
         state.refresh_policy().await.map_err(StateError::Policy)?;
+        if state.policy.load().uses_tokenizer() {
+            // Before serving: otherwise the first limited requests wait for the build.
+            let _ = tokio::task::spawn_blocking(portcullis_policy::tokens::warm_up).await;
+        }
         Ok(state)
     }
 
@@ -159,6 +163,13 @@ impl AppState {
             return Ok(false);
         }
         let snapshot = PolicySnapshot::load(&self.store, &self.policy.load()).await?;
+        if snapshot.uses_tokenizer() {
+            // Builds the tokenizer vocabularies once (≈0.3–1.5 s of CPU in debug builds) on
+            // the blocking pool; a no-op when already built. Without it the first limited
+            // requests build them inside the request, blocking a runtime worker, and every
+            // request arriving meanwhile waits.
+            tokio::task::spawn_blocking(portcullis_policy::tokens::warm_up);
+        }
         let versions = (
             snapshot.active.as_ref().map(|p| p.version),
             snapshot.shadow.as_ref().map(|p| p.version),
