@@ -8,7 +8,7 @@ use crate::error::GatewayError;
 use crate::state::AppState;
 use axum::http::{HeaderName, HeaderValue};
 use portcullis_config::Price;
-use portcullis_policy::decide::{compare, Principal, Target};
+use portcullis_policy::decide::{compare, LimitKind, Principal, Target};
 use portcullis_policy::limits::{plan, ConcurrencyGuard, RateKind, RateStatus};
 use portcullis_policy::KeyEntry;
 use portcullis_store::{NewShadowEvent, NewUsage};
@@ -123,7 +123,16 @@ pub async fn admit(
         note.on_finish(Box::new(move |done| settlement.run(done)));
         return Ok(());
     }
-    let tokens = *estimate.get_or_insert_with(|| estimate_tokens(call.request));
+    // The tokenizer runs only when a token limit or a budget needs the estimate.
+    let needs_tokens = decision
+        .limits
+        .iter()
+        .any(|l| matches!(l.kind, LimitKind::Tokens { .. } | LimitKind::Budget { .. }));
+    let tokens = match (estimate, needs_tokens) {
+        (Some(t), _) => t,
+        (None, true) => *estimate.insert(estimate_tokens(call.request)),
+        (None, false) => 0,
+    };
     let cost = call
         .price
         .map(|p| {
