@@ -82,10 +82,11 @@ async fn handle(
         (Inbound::OpenAi, UpstreamFormat::OpenAiChat)
             | (Inbound::Anthropic, UpstreamFormat::Anthropic)
     );
+    let (stream, client_wants_usage) = (head.stream, head.client_wants_usage);
     let upstream_body = if same_format {
-        let fields = head.upstream_fields(&route.upstream_model);
+        let fields = head.into_upstream_fields(&route.upstream_model);
         match inbound {
-            Inbound::OpenAi => provider.openai_body(fields, head.stream),
+            Inbound::OpenAi => provider.openai_body(fields, stream),
             Inbound::Anthropic => {
                 serde_json::to_vec(&fields).map_err(|_| GatewayError::Internal)?
             }
@@ -101,7 +102,7 @@ async fn handle(
             Operation::Chat,
             &route.upstream_model,
             upstream_body,
-            head.stream,
+            stream,
         )
         .await
         .map_err(|e| {
@@ -140,7 +141,7 @@ async fn handle(
         (UpstreamBody::Stream(chunks), true) => {
             let sniffer = match inbound {
                 Inbound::OpenAi => Sniffer::OpenAiChat {
-                    hide_usage_chunk: !head.client_wants_usage,
+                    hide_usage_chunk: !client_wants_usage,
                 },
                 Inbound::Anthropic => Sniffer::Anthropic,
             };
@@ -152,7 +153,7 @@ async fn handle(
             let stream = translate::stream(
                 chunks,
                 inbound,
-                head.client_wants_usage,
+                client_wants_usage,
                 note,
                 provider,
                 &route.upstream_model,

@@ -92,7 +92,12 @@ impl PassthroughRequest {
 
     /// The fields to send upstream: the client's, with `model` replaced by the upstream name.
     pub fn upstream_fields(&self, upstream_model: &str) -> Map<String, Value> {
-        let mut fields = self.fields.clone();
+        self.clone().into_upstream_fields(upstream_model)
+    }
+
+    /// Like `upstream_fields`, consuming the request (no copy on the hot path).
+    pub fn into_upstream_fields(self, upstream_model: &str) -> Map<String, Value> {
+        let mut fields = self.fields;
         fields.insert("model".into(), Value::String(upstream_model.to_string()));
         fields
     }
