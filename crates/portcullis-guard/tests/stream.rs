@@ -1,0 +1,163 @@
+//! Streamed scanning is identical to whole-text scanning, however the stream is split.
+
+use portcullis_guard::{
+    CompiledProfile, Detector, Direction, ProfileDef, Redactor, StreamScanner, DEFAULT_HOLD_BACK,
+};
+
+fn prose(n: usize) -> String {
+    "The quick brown fox jumps over the lazy dog; we ship v1.2.3 on 2024-05-01. ".repeat(n)
+}
+
+/// Streams `text` split at `cut` (and into 7-byte pieces after it), returns emitted text.
+fn stream_split(p: &CompiledProfile, text: &str, cuts: &[usize]) -> (String, Option<Detector>) {
+    let mut s = StreamScanner::new(p, Direction::Output, DEFAULT_HOLD_BACK);
+    let mut out = String::new();
+    let mut prev = 0;
+    for &c in cuts.iter().chain(std::iter::once(&text.len())) {
+        let o = s.push(&text[prev..c]);
+        out.push_str(&o.emit);
+        if let Some(f) = o.blocked {
+            return (out, Some(f.detector));
+        }
+        prev = c;
+    }
+    out.push_str(&s.finish().emit);
+    (out, None)
+}
+
+fn every_offset(secret: &str) {
+    let p = CompiledProfile::default_profile();
+    let text = format!("{}contact: {secret} thanks!\n{}", prose(8), prose(3));
+    let whole = p
+        .scan_text(&text, Direction::Output)
+        .redacted
+        .expect("redacted");
+    assert!(!whole.contains(secret));
+    let at = text.find(secret).unwrap();
+    for off in 0..=secret.len() {
+        let cut = at + off;
+        let (out, blocked) = stream_split(&p, &text, &[cut]);
+        assert_eq!(blocked, None);
+        assert_eq!(out, whole, "split at +{off}");
+        // And in many small chunks around it.
+        let cuts: Vec<usize> = (1..text.len()).filter(|i| (i + off) % 7 == 0).collect();
+        assert_eq!(
+            stream_split(&p, &text, &cuts).0,
+            whole,
+            "7-byte chunks, phase {off}"
+        );
+    }
+}
+
+#[test]
+fn email_split_at_every_offset() {
+    every_offset("jane.doe@example.com");
+}
+
+#[test]
+fn card_split_at_every_offset() {
+    every_offset("4111 1111 1111 1111");
+}
+
+#[test]
+fn aws_key_split_at_every_offset() {
+    every_offset("AKIAIOSFODNN7EXAMPLE");
+}
+
+#[test]
+fn byte_by_byte_equals_whole() {
+    let p = CompiledProfile::default_profile();
+    let text = format!(
+        "{}mail a@b.io and c.d@example.org, card 5555555555554444, ünïcödé ✓ {}",
+        prose(20),
+        prose(2)
+    );
+    let whole = p.scan_text(&text, Direction::Output).redacted.unwrap();
+    let cuts: Vec<usize> = (1..text.len())
+        .filter(|&i| text.is_char_boundary(i))
+        .collect();
+    assert_eq!(stream_split(&p, &text, &cuts).0, whole);
+}
+
+#[test]
+fn releases_early_with_bounded_hold_back() {
+    let p = CompiledProfile::default_profile();
+    let mut s = StreamScanner::new(&p, Direction::Output, DEFAULT_HOLD_BACK);
+    let text = prose(30);
+    let mut emitted = 0;
+    for chunk in text.as_bytes().chunks(100) {
+        emitted += s.push(std::str::from_utf8(chunk).unwrap()).emit.len();
+        assert!(s.held() <= DEFAULT_HOLD_BACK + 100);
+    }
+    assert!(emitted >= text.len() - DEFAULT_HOLD_BACK - 100, "{emitted}");
+    emitted += s.finish().emit.len();
+    assert_eq!(emitted, text.len());
+}
+
+#[test]
+fn pem_block_held_until_end_marker() {
+    let mut def = ProfileDef::default_profile();
+    def.detectors.get_mut("private_key").unwrap().output_action =
+        Some(portcullis_guard::Action::Redact);
+    let p = CompiledProfile::compile(&def).unwrap();
+    let body = "MIIEowIBAAKCAQEAx1234567890abcdefABCDEF+/\n".repeat(40); // ~1.6 KB
+    let pem = format!("-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----");
+    let text = format!("here is the key:\n{pem}\nkeep it safe. {}", prose(2));
+    let cuts: Vec<usize> = (1..text.len()).filter(|i| i % 64 == 0).collect();
+    let (out, _) = stream_split(&p, &text, &cuts);
+    assert!(!out.contains("MIIEow"), "{out}");
+    assert!(out.starts_with("here is the key:\n[PRIVATE_KEY_1]\nkeep it safe."));
+}
+
+#[test]
+fn blocked_stream_stops() {
+    let def: ProfileDef = serde_json::from_value(serde_json::json!({
+        "detectors": {"github_token": {"action": "block"}}
+    }))
+    .unwrap();
+    let p = CompiledProfile::compile(&def).unwrap();
+    let text = format!(
+        "{} ghp_16C7e42F292c6912E7710c838347Ae178B4a {}",
+        prose(10),
+        prose(10)
+    );
+    let (out, blocked) = stream_split(&p, &text, &[100, 200, 790, 800]);
+    assert_eq!(blocked, Some(Detector::GithubToken));
+    assert!(!out.contains("ghp_"));
+}
+
+#[test]
+fn restore_round_trip_including_streams() {
+    let def: ProfileDef = serde_json::from_value(serde_json::json!({
+        "detectors": {"email": {"action": "redact", "restore": true}, "credit_card": {"action": "redact"}}
+    }))
+    .unwrap();
+    let p = CompiledProfile::compile(&def).unwrap();
+    let mut r = Redactor::new();
+    let prompt = "Write to jane@example.com about card 4111111111111111; cc jane@example.com";
+    let out = p.scan_text_with(prompt, Direction::Input, &mut r);
+    let red = out.redacted.unwrap();
+    assert_eq!(
+        red,
+        "Write to [EMAIL_1] about card [CREDIT_CARD_1]; cc [EMAIL_1]"
+    );
+    // Only restorable placeholders come back.
+    assert_eq!(
+        r.restore("Dear [EMAIL_1], card [CREDIT_CARD_1]"),
+        "Dear jane@example.com, card [CREDIT_CARD_1]"
+    );
+    // Streamed response: a placeholder split across chunks is restored too.
+    let response = format!("{}Sent to [EMAIL_1]. {}", prose(9), prose(1));
+    let at = response.find("[EMAIL_1]").unwrap();
+    for off in 0..=9 {
+        let mut s = StreamScanner::with_redactor(&p, Direction::Output, 128, r.clone());
+        let mut got = s.push(&response[..at + off]).emit;
+        got.push_str(&s.push(&response[at + off..]).emit);
+        got.push_str(&s.finish().emit);
+        assert_eq!(
+            got,
+            response.replace("[EMAIL_1]", "jane@example.com"),
+            "offset {off}"
+        );
+    }
+}
