@@ -2,9 +2,11 @@
 //! attempt, newest first with keyset pagination.
 //!
 //! There is no update or delete API (and the migration installs triggers
-//! refusing both). The `prev_hash`/`hash` columns are reserved for the
-//! tamper-evident hash chain of a later issue and stay NULL for now.
+//! refusing both). Every append extends the tamper-evident hash chain (see
+//! [`crate::audit_chain`]), so an edit or deletion made behind the API's back
+//! is detected by [`Store::verify_audit_chain`].
 
+use crate::audit_chain::{ChainFields, GENESIS_HASH};
 use crate::filter::{bind_args, Arg, Filter};
 use crate::{Result, Store, StoreError};
 
@@ -45,6 +47,11 @@ pub struct AuditRecord {
     pub outcome: String,
     /// Structured details.
     pub detail: serde_json::Value,
+    /// Hash of the previous chained record ([`crate::GENESIS_HASH`] for the
+    /// first); `None` for records from before the chain existed.
+    pub prev_hash: Option<String>,
+    /// This record's chain hash; `None` for records from before the chain.
+    pub hash: Option<String>,
 }
 
 /// Filters and page of [`Store::list_audit`]. All filters are optional and
@@ -90,6 +97,8 @@ struct AuditRow {
     target: String,
     outcome: String,
     detail: String,
+    prev_hash: Option<String>,
+    hash: Option<String>,
 }
 
 impl TryFrom<AuditRow> for AuditRecord {
@@ -110,13 +119,20 @@ impl TryFrom<AuditRow> for AuditRecord {
             target: row.target,
             outcome: row.outcome,
             detail,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
         })
     }
 }
 
 impl Store {
-    /// Appends one audit entry and returns its id (ids increase in append
-    /// order and are never reused).
+    /// Appends one audit entry, chained to the previous one, and returns its
+    /// id (ids increase in append order, without gaps, and are never reused).
+    ///
+    /// Race-safe across processes: the `audit` revision row is locked first,
+    /// then the chain head is read and the record inserted with id
+    /// `head + 1` and its hash, in one transaction (see
+    /// [`crate::audit_chain`]).
     ///
     /// An outcome other than `ok`, `denied` or `error` yields
     /// [`StoreError::Invalid`] and writes nothing.
@@ -129,18 +145,52 @@ impl Store {
         }
         let detail = serde_json::to_string(&e.detail)
             .map_err(|err| StoreError::Invalid(format!("cannot encode audit detail: {err}")))?;
-        let sql = "INSERT INTO audit_log (at, actor, action, target, outcome, detail) \
-                   VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+        let lock = "UPDATE revisions SET value = value + 1 WHERE name = 'audit'";
+        let head = "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1";
+        let insert = "INSERT INTO audit_log \
+                      (id, at, actor, action, target, outcome, detail, prev_hash, hash) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        let link = |last: Option<(i64, Option<String>)>| {
+            let (last_id, last_hash) = last.unwrap_or((0, None));
+            let prev = last_hash.unwrap_or_else(|| GENESIS_HASH.to_string());
+            let id = last_id + 1;
+            let fields = ChainFields {
+                action: &e.action,
+                actor: &e.actor,
+                at: e.at,
+                detail: &detail,
+                id,
+                outcome: &e.outcome,
+                target: &e.target,
+            };
+            let hash = fields.hash(&prev);
+            (id, prev, hash)
+        };
         let id: i64 = with_pool!(self, pool => {
-            sqlx::query_scalar(sql)
+            let mut tx = pool.begin().await?;
+            let locked = sqlx::query(lock).execute(&mut *tx).await?.rows_affected();
+            if locked != 1 {
+                return Err(StoreError::Corrupt(
+                    "missing `audit` row in table `revisions`".into(),
+                ));
+            }
+            let last: Option<(i64, Option<String>)> =
+                sqlx::query_as(head).fetch_optional(&mut *tx).await?;
+            let (id, prev, hash) = link(last);
+            sqlx::query(insert)
+                .bind(id)
                 .bind(e.at)
                 .bind(&e.actor)
                 .bind(&e.action)
                 .bind(&e.target)
                 .bind(&e.outcome)
                 .bind(&detail)
-                .fetch_one(pool)
-                .await?
+                .bind(&prev)
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            id
         });
         Ok(id)
     }
@@ -165,7 +215,8 @@ impl Store {
             filter.push(&template, Arg::Text(prefix.clone()));
         }
         let sql = format!(
-            "SELECT id, at, actor, action, target, outcome, detail FROM audit_log{} \
+            "SELECT id, at, actor, action, target, outcome, detail, prev_hash, hash \
+             FROM audit_log{} \
              ORDER BY id DESC LIMIT {}",
             filter.where_clause(),
             filter.next_placeholder()

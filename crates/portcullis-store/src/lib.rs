@@ -36,6 +36,7 @@ macro_rules! with_pool {
 }
 
 mod audit;
+pub mod audit_chain;
 mod connect;
 mod error;
 mod filter;
@@ -47,6 +48,7 @@ mod usage;
 mod users;
 
 pub use audit::{AuditQuery, AuditRecord, NewAuditEntry, AUDIT_OUTCOMES};
+pub use audit_chain::{ChainHead, ChainVerdict, GENESIS_HASH};
 pub use error::{redact_url, StoreError};
 pub use keys::{KeyRecord, NewKey};
 pub use policies::{PolicyState, PolicyVersion, PolicyVersionSummary};

@@ -1,5 +1,5 @@
 //! The `portcullis` command: run the gateway, check configuration, manage virtual keys,
-//! users, teams and the versioned security policy.
+//! users, teams and the versioned security policy, and verify or export the audit log.
 
 mod cli;
 
@@ -47,6 +47,11 @@ enum Command {
     Teams {
         #[command(subcommand)]
         command: cli::verbs::TeamsCommand,
+    },
+    /// Audit log: verify the tamper-evident hash chain, list or export records.
+    Audit {
+        #[command(subcommand)]
+        command: cli::audit::AuditCommand,
     },
     /// Requests, tokens and spend per key and model.
     Usage {
@@ -193,6 +198,7 @@ fn main() -> ExitCode {
             Command::Policy { command } => cli::verbs::policy(command).await,
             Command::Users { command } => cli::verbs::users(command).await,
             Command::Teams { command } => cli::verbs::teams(command).await,
+            Command::Audit { command } => cli::audit::run(command).await,
             Command::Usage {
                 config,
                 team,

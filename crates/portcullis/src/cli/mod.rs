@@ -1,5 +1,6 @@
 //! Subcommands of the `portcullis` binary.
 
+pub mod audit;
 pub mod config;
 pub mod identity;
 pub mod keys;
