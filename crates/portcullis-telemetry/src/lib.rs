@@ -1,5 +1,8 @@
 //! Logging setup: human or JSON lines on stderr, written by a background thread so a slow
 //! terminal or log pipe never stalls a request. Access-log lines use the `ACCESS_TARGET`.
+//! Prometheus metrics with typed names and bounded labels live in [`metrics`].
+
+pub mod metrics;
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::{fmt, EnvFilter};
