@@ -36,21 +36,32 @@ pub(crate) enum Check {
 pub(crate) struct Builtin {
     pub detector: Detector,
     pub pattern: &'static str,
+    /// A cheaper pattern that matches wherever `pattern` does (a necessary condition): the
+    /// one `RegexSet` is built from these, and `pattern` runs only when its trigger fired.
+    pub trigger: &'static str,
     /// Capture group holding the sensitive value (0 = the whole match).
     pub group: usize,
     pub check: Check,
 }
 
-const fn row(detector: Detector, pattern: &'static str, group: usize, check: Check) -> Builtin {
+const fn row(
+    detector: Detector,
+    pattern: &'static str,
+    trigger: &'static str,
+    group: usize,
+    check: Check,
+) -> Builtin {
     Builtin {
         detector,
         pattern,
+        trigger,
         group,
         check,
     }
 }
 
-/// Longest span a built-in pattern (other than a PEM block) can produce, in bytes.
+/// Typical longest built-in match (context words included) outside PEM blocks and very long
+/// tokens; the stream hold-back window must be at least this large.
 pub const MAX_BUILTIN_MATCH: usize = 320;
 
 /// Candidate patterns, ASCII-only so the set compiles to a small DFA.
@@ -58,47 +69,55 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     row(
         Detector::PrivateKey,
         r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:(?s:.)*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|[A-Za-z0-9+/=\r\n \t:,\-]*)",
+        r"-----BEGIN ",
         0,
         Check::None,
     ),
     row(
         Detector::Jwt,
         r"eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",
+        r"eyJ[A-Za-z0-9_\-]{10}",
         0,
         Check::Jwt,
     ),
     row(
         Detector::AnthropicKey,
-        r"sk-ant-[A-Za-z0-9_\-]{20,250}",
+        r"sk-ant-[A-Za-z0-9_\-]{20,}",
+        r"sk-ant-",
         0,
         Check::Bounded,
     ),
     row(
         Detector::OpenaiKey,
-        r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,250}",
+        r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+        r"sk-[A-Za-z0-9]",
         0,
         Check::BoundedMixed,
     ),
     row(
         Detector::GithubToken,
-        r"gh[pousr]_[A-Za-z0-9]{36,251}",
+        r"gh[pousr]_[A-Za-z0-9]{36,}",
+        r"gh[pousr]_[A-Za-z0-9]{36,}",
         0,
         Check::Bounded,
     ),
     row(
         Detector::GithubToken,
-        r"github_pat_[A-Za-z0-9_]{22,250}",
+        r"github_pat_[A-Za-z0-9_]{22,}",
+        r"github_pat_[A-Za-z0-9_]{22,}",
         0,
         Check::Bounded,
     ),
     row(
         Detector::SlackToken,
-        r"xox[abposr]-[A-Za-z0-9\-]{10,250}",
+        r"xox[abposr]-[A-Za-z0-9\-]{10,}",
+        r"xox[abposr]-[A-Za-z0-9\-]{10,}",
         0,
         Check::Bounded,
     ),
     row(
         Detector::SlackToken,
+        r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{16,32}",
         r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,12}/B[A-Z0-9]{6,12}/[A-Za-z0-9]{16,32}",
         0,
         Check::None,
@@ -106,47 +125,55 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     row(
         Detector::GoogleApiKey,
         r"AIza[0-9A-Za-z_\-]{35}",
+        r"AIza",
         0,
         Check::Bounded,
     ),
     row(
         Detector::AwsAccessKey,
         r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}",
+        r"(?:AKIA|ASIA|ABIA|ACCA)",
         0,
         Check::Bounded,
     ),
     row(
         Detector::AwsSecretKey,
-        r#"(?i:aws)[A-Za-z0-9_ .\-]{0,30}(?i:secret|key)[A-Za-z0-9_ .\-"']{0,20}[:=][ \t]{0,3}["']?([A-Za-z0-9/+]{40})"#,
+        r#"(?i:aws)[A-Za-z0-9_.\-]*[ ]?(?i:secret|key)[A-Za-z0-9_. \-"']*[:=][ \t]*["']?([A-Za-z0-9/+]{40})"#,
+        r"(?i:aws)",
         1,
         Check::Entropy,
     ),
     row(
         Detector::HighEntropySecret,
-        r#"(?i:key|secret|token|passwd|password|pwd|credential|auth)[A-Za-z0-9_\-]{0,20}["']?[ \t]{0,3}[:=][ \t]{0,3}["']?(?:(?i:bearer|basic|token)[ \t]+)?([A-Za-z0-9+/_=.\-]{32,256})"#,
+        r#"(?i:key|secret|token|passwd|password|pwd|credential|auth)[A-Za-z0-9_\-]*["']?[ \t]*[:=][ \t]*["']?(?:(?i:bearer|basic|token)[ \t]+)?([A-Za-z0-9+/_=.\-]{32,})"#,
+        r"(?i:key|secret|token|passwd|password|pwd|credential|auth)",
         1,
         Check::Entropy,
     ),
     row(
         Detector::Email,
-        r"[A-Za-z0-9._%+\-]{1,64}@(?:[A-Za-z0-9\-]{1,63}\.){1,8}[A-Za-z]{2,24}",
+        r"[A-Za-z0-9._%+\-]+@(?:[A-Za-z0-9\-]+\.)+[A-Za-z]{2,24}",
+        r"[A-Za-z0-9]@[A-Za-z0-9]",
         0,
         Check::Email,
     ),
     row(
         Detector::CreditCard,
         r"[0-9]{4}[ \-][0-9]{4}[ \-][0-9]{4}[ \-][0-9]{4}(?:[ \-][0-9]{3})?|[0-9]{4}[ \-][0-9]{6}[ \-][0-9]{4,5}|[0-9]{13,19}",
+        r"[0-9]{4}[ \-]?[0-9]{4}",
         0,
         Check::Card,
     ),
     row(
         Detector::Iban,
         r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?",
+        r"[A-Z]{2}[0-9]{2}",
         0,
         Check::Iban,
     ),
     row(
         Detector::UsSsn,
+        r"[0-9]{3}-[0-9]{2}-[0-9]{4}",
         r"[0-9]{3}-[0-9]{2}-[0-9]{4}",
         0,
         Check::Ssn,
@@ -154,11 +181,13 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     row(
         Detector::Phone,
         r"\+[1-9][0-9 .\-()]{6,20}[0-9]",
+        r"\+[1-9][0-9 .\-()]{6,20}[0-9]",
         0,
         Check::Phone,
     ),
     row(
         Detector::Phone,
+        r"(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .\-])[2-9][0-9]{2}[ .\-][0-9]{4}",
         r"(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .\-])[2-9][0-9]{2}[ .\-][0-9]{4}",
         0,
         Check::Phone,
@@ -166,17 +195,20 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     row(
         Detector::Phone,
         r"0[1-9][0-9]{0,3}(?:[ .\-][0-9]{2,4}){2,4}",
+        r"0[1-9][0-9]{0,3}(?:[ .\-][0-9]{2,4}){2,4}",
         0,
         Check::Phone,
     ),
     row(
         Detector::IpAddress,
         r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}",
+        r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}",
         0,
         Check::Ipv4,
     ),
     row(
         Detector::IpAddress,
+        r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}",
         r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}",
         0,
         Check::Ipv6,

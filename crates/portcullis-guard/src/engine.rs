@@ -35,6 +35,7 @@ pub(crate) struct Matchers {
 #[derive(Debug)]
 struct RegexRule {
     regex: Regex,
+    trigger: String,
     group: usize,
     check: Check,
     meta: Meta,
@@ -248,6 +249,7 @@ impl Matchers {
             let regex = Regex::new(b.pattern).expect("built-in pattern compiles");
             m.rules.push(RegexRule {
                 regex,
+                trigger: b.trigger.to_string(),
                 group: b.group,
                 check: b.check,
                 meta,
@@ -269,6 +271,7 @@ impl Matchers {
             if let Some(re) = &c.regex {
                 match Regex::new(re) {
                     Ok(regex) => m.rules.push(RegexRule {
+                        trigger: re.clone(),
                         regex,
                         group: 0,
                         check: Check::None,
@@ -336,7 +339,7 @@ impl Matchers {
             return Err(ProfileError { problems });
         }
         if !m.rules.is_empty() {
-            let set = RegexSet::new(m.rules.iter().map(|r| r.regex.as_str()));
+            let set = RegexSet::new(m.rules.iter().map(|r| r.trigger.as_str()));
             m.set = Some(set.map_err(|e| ProfileError {
                 problems: vec![Problem {
                     path: "custom".into(),
@@ -380,7 +383,7 @@ impl Matchers {
                 Check::None => Some(end),
                 Check::Bounded => checks::word_bounded(text, start, end).then_some(end),
                 Check::BoundedMixed => (checks::word_bounded(text, start, end)
-                    && checks::mixed_charset(text[start..end].as_bytes()))
+                    && checks::mixed_charset(&text.as_bytes()[start..end]))
                 .then_some(end),
                 Check::Email => (!checks::after(text, end)
                     .is_some_and(|b| b.is_ascii_alphanumeric()))
@@ -394,7 +397,7 @@ impl Matchers {
                 Check::Jwt => checks::jwt(text, start, end).then_some(end),
                 Check::Entropy => (!checks::after(text, end)
                     .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'+'))
-                    && checks::high_entropy(text[start..end].as_bytes()))
+                    && checks::high_entropy(&text.as_bytes()[start..end]))
                 .then_some(end),
             };
             if let Some(end) = end {

@@ -115,7 +115,8 @@ impl<'p> StreamScanner<'p> {
     fn process(&mut self, last: bool) -> StreamOutput {
         let matchers = self.profile.matchers(self.dir);
         let len = self.window.len();
-        if !last && len - self.ctx <= self.hold_back {
+        // Rescan only once half a window of new text has arrived (bounds the rescanning cost).
+        if !last && len - self.ctx <= self.hold_back + self.hold_back / 2 {
             return StreamOutput::default();
         }
         let mut hits = matchers.scan(&self.window);
