@@ -1,14 +1,17 @@
 //! Request ids and the access log: one line per request, written when the response body
 //! has been fully sent (or abandoned), so streamed responses are logged with their tokens.
+//! The same moment records the request metrics (requests, latencies, tokens, upstream
+//! errors) into the [`Metrics`] registry: the one place they are recorded.
 
 use crate::error::ErrorCode;
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use portcullis_telemetry::metrics::{self, Metrics, RequestSample, Route, UpstreamErrorClass};
 use portcullis_telemetry::ACCESS_TARGET;
 use portcullis_wire::openai::Usage;
 use std::pin::Pin;
@@ -39,6 +42,7 @@ struct NoteFields {
     cached_tokens: u64,
     stream_outcome: Option<&'static str>,
     policy_rule: Option<String>,
+    upstream: Option<(Instant, Instant)>,
     rate_headers: Vec<(HeaderName, HeaderValue)>,
     on_finish: Option<OnFinish>,
 }
@@ -107,6 +111,11 @@ impl AccessNote {
     pub fn on_finish(&self, f: OnFinish) {
         self.with(|fields| fields.on_finish = Some(f));
     }
+    /// Records the upstream call that started at `started` and answered just now (for a
+    /// stream: its headers; the stream's own time is counted as upstream time too).
+    pub fn upstream_call(&self, started: Instant) {
+        self.with(|f| f.upstream = Some((started, Instant::now())));
+    }
     /// Records how a stream ended: "complete", "upstream_error", "client_closed".
     pub fn stream_outcome(&self, outcome: &'static str) {
         self.with(|f| f.stream_outcome = Some(outcome));
@@ -114,8 +123,13 @@ impl AccessNote {
 }
 
 /// Middleware: assigns the request id (keeping a sane client-sent one), exposes an
-/// `AccessNote` to handlers, and logs the access line when the response body ends.
-pub async fn track(mut request: Request, next: Next) -> Response {
+/// `AccessNote` to handlers, and logs the access line and records metrics when the
+/// response body ends.
+pub async fn track(
+    State(metrics): State<Arc<Metrics>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = request
         .headers()
@@ -137,7 +151,15 @@ pub async fn track(mut request: Request, next: Next) -> Response {
     for (name, value) in rate_headers {
         response.headers_mut().insert(name, value);
     }
+    let streaming = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let line = AccessLine {
+        route: Route::from_path(&path),
+        metrics,
+        streaming,
+        first_frame: None,
         id,
         method: method.as_str().to_string(),
         path,
@@ -157,6 +179,10 @@ pub async fn track(mut request: Request, next: Next) -> Response {
 }
 
 struct AccessLine {
+    route: Route,
+    metrics: Arc<Metrics>,
+    streaming: bool,
+    first_frame: Option<Instant>,
     id: Arc<str>,
     method: String,
     path: Arc<str>,
@@ -193,6 +219,7 @@ impl AccessLine {
                 (true, Some(o)) => o,
                 (true, None) => "complete",
             };
+            self.record_metrics(f, outcome);
             tracing::info!(
                 target: ACCESS_TARGET,
                 request_id = %self.id,
@@ -214,6 +241,47 @@ impl AccessLine {
     }
 }
 
+impl AccessLine {
+    /// Records the request metrics; the access note's lock is held by the caller.
+    fn record_metrics(&self, f: &NoteFields, outcome: &str) {
+        let total = self.started.elapsed();
+        let upstream = f.upstream.map(|(start, answered)| {
+            let end = if self.streaming {
+                Instant::now()
+            } else {
+                answered
+            };
+            end.saturating_duration_since(start)
+        });
+        let usage = f.usage.unwrap_or_default();
+        let upstream_error = match (self.error, outcome) {
+            (Some(code), _) => UpstreamErrorClass::from_error_code(code),
+            (None, "upstream_error") => Some(UpstreamErrorClass::Stream),
+            _ => None,
+        };
+        let first_token = match (self.streaming, self.first_frame) {
+            (true, Some(at)) => Some(at.saturating_duration_since(self.started)),
+            _ => None,
+        };
+        self.metrics.record_request(&RequestSample {
+            route: self.route,
+            // A model the configuration does not know is counted as `other`.
+            model: f
+                .model
+                .as_deref()
+                .or((self.error == Some("model_not_found")).then_some(metrics::OTHER)),
+            provider: f.provider.as_deref(),
+            status: self.status.as_u16(),
+            total,
+            upstream: upstream.map(|u| u.min(total)),
+            first_token,
+            tokens_in: usage.prompt_tokens,
+            tokens_out: usage.completion_tokens,
+            upstream_error,
+        });
+    }
+}
+
 /// Response body that emits the access line when it ends or is dropped.
 struct LoggedBody {
     inner: Body,
@@ -229,6 +297,11 @@ impl http_body::Body for LoggedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let (Poll::Ready(Some(Ok(frame))), Some(line)) = (&polled, self.line.as_mut()) {
+            if line.first_frame.is_none() && frame.data_ref().is_some_and(|d| !d.is_empty()) {
+                line.first_frame = Some(Instant::now());
+            }
+        }
         if let Poll::Ready(None) = polled {
             if let Some(line) = self.line.take() {
                 line.emit(true);

@@ -19,6 +19,7 @@ pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/readyz"];
 
 /// Client-facing router.
 pub fn data_plane(state: Arc<AppState>) -> Router {
+    let metrics = state.metrics.clone();
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(chat::messages))
@@ -31,12 +32,15 @@ pub fn data_plane(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(openai::method_not_allowed)
         .with_state(state)
         .layer(CatchPanicLayer::custom(on_panic))
-        .layer(axum::middleware::from_fn(access::track))
+        .layer(axum::middleware::from_fn_with_state(metrics, access::track))
 }
 
-/// Operator-facing router: the public health routes, and the admin API behind key
+/// Operator-facing router: the public health routes, `/metrics` (Prometheus text, public
+/// on this listener like the health routes, since scrapers rarely send keys: the admin
+/// listener is private by default, keep it so), and the admin API behind key
 /// authentication (default deny, unknown `/api/` paths included).
 pub fn admin_plane(state: Arc<AppState>) -> Router {
+    let metrics = state.metrics.clone();
     let api = crate::admin::router()
         .fallback(|| async { GatewayError::NotFound })
         .layer(axum::middleware::from_fn_with_state(
@@ -47,10 +51,11 @@ pub fn admin_plane(state: Arc<AppState>) -> Router {
         .merge(api)
         .route(PUBLIC_ROUTES[0], get(healthz))
         .route(PUBLIC_ROUTES[1], get(readyz))
+        .route("/metrics", get(prometheus))
         .method_not_allowed_fallback(openai::method_not_allowed)
         .with_state(state)
         .layer(CatchPanicLayer::custom(on_panic))
-        .layer(axum::middleware::from_fn(access::track))
+        .layer(axum::middleware::from_fn_with_state(metrics, access::track))
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -67,6 +72,15 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         )
             .into_response()
     }
+}
+
+async fn prometheus(State(state): State<Arc<AppState>>) -> Response {
+    let content_type = portcullis_telemetry::metrics::CONTENT_TYPE;
+    (
+        [(axum::http::header::CONTENT_TYPE, content_type)],
+        state.render_metrics(),
+    )
+        .into_response()
 }
 
 fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -97,6 +97,7 @@ async fn handle(
         translate::encode_request(&provider, &request)?
     };
 
+    let sent = std::time::Instant::now();
     let answer = provider
         .send(
             Operation::Chat,
@@ -104,11 +105,12 @@ async fn handle(
             upstream_body,
             stream,
         )
-        .await
-        .map_err(|e| {
-            tracing::warn!(provider = %provider.name, error = %e, "upstream call failed");
-            GatewayError::from_upstream(e, &provider)
-        })?;
+        .await;
+    note.upstream_call(sent);
+    let answer = answer.map_err(|e| {
+        tracing::warn!(provider = %provider.name, error = %e, "upstream call failed");
+        GatewayError::from_upstream(e, &provider)
+    })?;
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
     match (answer.body, same_format) {
         (UpstreamBody::Full(bytes), true) => {

@@ -12,6 +12,7 @@ use portcullis_policy::decide::{compare, LimitKind, Principal, Target};
 use portcullis_policy::limits::{plan, ConcurrencyGuard, RateKind, RateStatus};
 use portcullis_policy::KeyEntry;
 use portcullis_store::{NewShadowEvent, NewUsage};
+use portcullis_telemetry::metrics::{RateLimitKind, ShadowKind};
 use portcullis_wire::openai::PassthroughRequest;
 use serde_json::Value;
 use std::net::IpAddr;
@@ -88,6 +89,7 @@ pub async fn admit(
             state
                 .shadow_differences
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state.metrics.shadow_difference(shadow_kind(diff.kind));
             tracing::info!(
                 target: "portcullis::shadow",
                 kind = diff.kind.label(),
@@ -152,6 +154,12 @@ pub async fn admit(
         state.count_limiter_unavailable(mode);
     }
     if !rate.allowed {
+        if let Some(check) = rate.denied_by.and_then(|i| checks.rate.get(i)) {
+            state.metrics.rate_limit_rejected(match check.kind {
+                RateKind::Requests => RateLimitKind::Requests,
+                RateKind::Tokens => RateLimitKind::Tokens,
+            });
+        }
         return Err(match (rate.unavailable, rate.denied_by) {
             (Some(_), _) => GatewayError::LimiterUnavailable,
             (None, i) => GatewayError::RateLimited {
@@ -170,6 +178,11 @@ pub async fn admit(
         state.count_limiter_unavailable(mode);
     }
     if !slots.allowed {
+        if slots.unavailable.is_none() {
+            state
+                .metrics
+                .rate_limit_rejected(RateLimitKind::Concurrency);
+        }
         settlement.run(Finished::refused());
         return Err(match (slots.unavailable, slots.denied_by) {
             (Some(_), _) => GatewayError::LimiterUnavailable,
@@ -195,6 +208,9 @@ pub async fn admit(
         tracing::warn!(budget = %status.id, spent_micros = status.spent_micros, limit_micros = status.limit_micros, key_id = %key.id, "ALERT: budget exceeded");
     }
     if !budget.allowed {
+        if budget.unavailable.is_none() {
+            state.metrics.budget_rejected();
+        }
         settlement.run(Finished::refused());
         return Err(match (budget.unavailable, budget.denied_by) {
             (Some(_), _) => GatewayError::LimiterUnavailable,
@@ -237,6 +253,8 @@ impl Settlement {
                 )
             })
             .unwrap_or(0);
+        let (model, team) = (Some(self.model.as_str()), self.team.as_deref());
+        self.state.metrics.record_cost(model, team, cost);
         if done.record_usage {
             self.state.usage_writer.push(NewUsage {
                 at: crate::auth::unix_now(),
@@ -274,6 +292,16 @@ impl Settlement {
                 }
             }
         });
+    }
+}
+
+fn shadow_kind(kind: portcullis_policy::decide::ShadowDiffKind) -> ShadowKind {
+    use portcullis_policy::decide::ShadowDiffKind as K;
+    match kind {
+        K::NewlyDenied => ShadowKind::NewlyDenied,
+        K::NewlyAllowed => ShadowKind::NewlyAllowed,
+        K::OtherRule => ShadowKind::OtherRule,
+        K::OtherLimits => ShadowKind::OtherLimits,
     }
 }
 

@@ -110,13 +110,15 @@ async fn passthrough(
         Operation::Responses => serde_json::to_vec(&fields).map_err(|_| GatewayError::Internal)?,
         _ => provider.openai_body(fields, request.stream),
     };
+    let sent = std::time::Instant::now();
     let answer = provider
         .send(op, &route.upstream_model, body, request.stream)
-        .await
-        .map_err(|e| {
-            tracing::warn!(provider = %provider.name, error = %e, "upstream call failed");
-            GatewayError::from_upstream(e, &provider)
-        })?;
+        .await;
+    note.upstream_call(sent);
+    let answer = answer.map_err(|e| {
+        tracing::warn!(provider = %provider.name, error = %e, "upstream call failed");
+        GatewayError::from_upstream(e, &provider)
+    })?;
     match answer.body {
         UpstreamBody::Full(bytes) => {
             let usage = if op == Operation::Responses {

@@ -12,6 +12,7 @@ use portcullis_policy::{KeyEntry, KeyRing};
 use portcullis_providers::{Provider, Providers};
 use portcullis_store::Store;
 use portcullis_store::{NewShadowEvent, NewUsage};
+use portcullis_telemetry::metrics::{self, Metrics};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub shadow_differences: AtomicU64,
     /// Limit checks decided by the fail mode because Redis was unreachable: [open, closed].
     pub limiter_unavailable: [AtomicU64; 2],
+    /// Prometheus metrics, labeled by the configured model and provider names.
+    pub metrics: Arc<Metrics>,
     keys_revision: AtomicI64,
     policy_revision: AtomicI64,
 }
@@ -128,6 +131,10 @@ impl AppState {
             limiter,
             shadow_differences: AtomicU64::new(0),
             limiter_unavailable: [AtomicU64::new(0), AtomicU64::new(0)],
+            metrics: Arc::new(Metrics::new(
+                config.models.iter().map(|m| m.name.as_str()),
+                config.providers.iter().map(|p| p.name.as_str()),
+            )),
             keys_revision: AtomicI64::new(-1),
             policy_revision: AtomicI64::new(-1),
         });
@@ -144,6 +151,10 @@ impl AppState {
     pub fn count_limiter_unavailable(&self, mode: FailMode) {
         let i = usize::from(mode == FailMode::Closed);
         let n = self.limiter_unavailable[i].fetch_add(1, Ordering::Relaxed);
+        self.metrics.limiter_fail_mode(match mode {
+            FailMode::Open => metrics::FailMode::Open,
+            FailMode::Closed => metrics::FailMode::Closed,
+        });
         if n % 1000 == 0 {
             tracing::error!(
                 fail_mode = mode.label(),
@@ -244,6 +255,19 @@ impl AppState {
                 }
             }
         })
+    }
+
+    /// The Prometheus text of [`AppState::metrics`], with the queue gauges refreshed.
+    pub fn render_metrics(&self) -> String {
+        let (usage, shadow) = (&self.usage_writer, &self.shadow_writer);
+        let m = &self.metrics;
+        m.set_queue(metrics::Queue::Usage, usage.depth() as u64, usage.dropped());
+        m.set_queue(
+            metrics::Queue::Shadow,
+            shadow.depth() as u64,
+            shadow.dropped(),
+        );
+        self.metrics.render()
     }
 
     /// Final flush at shutdown: usage, shadow events, last-use times.

@@ -13,14 +13,12 @@ fn sample(model: &str, status: u16) -> RequestSample<'_> {
         route: Route::ChatCompletions,
         model: Some(model),
         provider: Some("openai"),
-        team: Some("eng"),
         status,
         total: Duration::from_millis(120),
         upstream: Some(Duration::from_millis(100)),
         first_token: Some(Duration::from_millis(40)),
         tokens_in: 10,
         tokens_out: 5,
-        cost_micros: 7,
         upstream_error: None,
     }
 }
@@ -28,8 +26,12 @@ fn sample(model: &str, status: u16) -> RequestSample<'_> {
 #[test]
 fn renders_parseable_values() {
     let m = Metrics::new(["gpt-4o", "we\"ird\\model"], ["openai", "anthropic"]);
-    m.record_request(&sample("gpt-4o", 200));
-    m.record_request(&sample("gpt-4o", 200));
+    for _ in 0..2 {
+        m.record_request(&sample("gpt-4o", 200));
+        m.record_cost(Some("gpt-4o"), Some("eng"), 7);
+    }
+    m.record_cost(Some("gpt-4o"), Some("eng"), 7);
+    m.record_cost(Some("gpt-4o"), None, 0);
     m.record_request(&sample("we\"ird\\model", 201));
     let mut failed = sample("gpt-4o", 504);
     failed.upstream_error = UpstreamErrorClass::from_error_code("upstream_timeout");
@@ -39,14 +41,12 @@ fn renders_parseable_values() {
         route: Route::from_path("/v1/models"),
         model: None,
         provider: None,
-        team: None,
         status: 401,
         total: Duration::from_micros(50),
         upstream: None,
         first_token: None,
         tokens_in: 0,
         tokens_out: 0,
-        cost_micros: 0,
         upstream_error: None,
     });
     m.rate_limit_rejected(RateLimitKind::Tokens);
@@ -233,9 +233,8 @@ fn unknown_names_collapse_into_one_other_series() {
     for i in 0..10_000 {
         let name = format!("unknown-model-{i}");
         let team = format!("team-{i}");
-        let mut s = sample(&name, 200);
-        s.team = Some(&team);
-        m.record_request(&s);
+        m.record_request(&sample(&name, 200));
+        m.record_cost(Some(&name), Some(&team), 7);
         m.guardrail_action(&format!("rule-{i}"), GuardrailAction::Block);
     }
     let doc = parse(&m.render()).unwrap();

@@ -155,6 +155,7 @@ impl MetricName {
 }
 
 /// What one finished request contributes; built by the access log at the end of a request.
+/// Cost is recorded apart ([`Metrics::record_cost`]) where prices and teams are known.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestSample<'a> {
     /// The endpoint kind.
@@ -163,8 +164,6 @@ pub struct RequestSample<'a> {
     pub model: Option<&'a str>,
     /// Provider that served it, if any.
     pub provider: Option<&'a str>,
-    /// The key's team, if any.
-    pub team: Option<&'a str>,
     /// Final HTTP status.
     pub status: u16,
     /// From request start to the end of the response body.
@@ -177,8 +176,6 @@ pub struct RequestSample<'a> {
     pub tokens_in: u64,
     /// Completion tokens.
     pub tokens_out: u64,
-    /// Cost in micro-USD.
-    pub cost_micros: u64,
     /// Upstream failure class, when the upstream failed.
     pub upstream_error: Option<UpstreamErrorClass>,
 }
@@ -248,7 +245,7 @@ impl Metrics {
         }
     }
 
-    /// Records a finished request: requests, latencies, tokens, cost, upstream errors.
+    /// Records a finished request: requests, latencies, tokens, upstream errors.
     pub fn record_request(&self, s: &RequestSample<'_>) {
         let route = s.route.index();
         let model = self.models.get(s.model);
@@ -274,13 +271,16 @@ impl Metrics {
             .add(Direction::In.index() * m + model, s.tokens_in);
         self.tokens
             .add(Direction::Out.index() * m + model, s.tokens_out);
-        if s.cost_micros > 0 {
-            let team = self.teams.get(s.team);
-            self.cost
-                .add(model * self.teams.len() + team, s.cost_micros);
-        }
         if let Some(class) = s.upstream_error {
             self.upstream_error(class, s.provider);
+        }
+    }
+
+    /// The settled cost of a request, micro-USD (recorded where prices are known).
+    pub fn record_cost(&self, model: Option<&str>, team: Option<&str>, micros: u64) {
+        if micros > 0 {
+            let (model, team) = (self.models.get(model), self.teams.get(team));
+            self.cost.add(model * self.teams.len() + team, micros);
         }
     }
 
