@@ -15,6 +15,7 @@
 use crate::engine::{apply_redactions, CompiledProfile};
 use crate::redact::{Redactor, MAX_PLACEHOLDER};
 use crate::types::{Action, Direction, Finding};
+use std::borrow::Borrow;
 
 /// Default hold-back window in bytes.
 pub const DEFAULT_HOLD_BACK: usize = 512;
@@ -32,10 +33,11 @@ pub struct StreamOutput {
     pub blocked: Option<Finding>,
 }
 
-/// Scans a stream chunk by chunk; one per streamed response.
+/// Scans a stream chunk by chunk; one per streamed response. `P` is how the profile is
+/// held: a reference, or an `Arc` when the scanner must own it (a `'static` stream).
 #[derive(Debug)]
-pub struct StreamScanner<'p> {
-    profile: &'p CompiledProfile,
+pub struct StreamScanner<P: Borrow<CompiledProfile>> {
+    profile: P,
     dir: Direction,
     hold_back: usize,
     redactor: Redactor,
@@ -48,20 +50,15 @@ pub struct StreamScanner<'p> {
     findings: Vec<Finding>,
 }
 
-impl<'p> StreamScanner<'p> {
+impl<P: Borrow<CompiledProfile>> StreamScanner<P> {
     /// A scanner with a fresh [`Redactor`]. `hold_back` is clamped to at least 64 bytes.
-    pub fn new(profile: &'p CompiledProfile, dir: Direction, hold_back: usize) -> Self {
+    pub fn new(profile: P, dir: Direction, hold_back: usize) -> Self {
         Self::with_redactor(profile, dir, hold_back, Redactor::new())
     }
 
     /// A scanner continuing the request's placeholder numbering; placeholders marked
     /// restorable (from the input scan) are restored in what it emits.
-    pub fn with_redactor(
-        profile: &'p CompiledProfile,
-        dir: Direction,
-        hold_back: usize,
-        redactor: Redactor,
-    ) -> Self {
+    pub fn with_redactor(profile: P, dir: Direction, hold_back: usize, redactor: Redactor) -> Self {
         StreamScanner {
             profile,
             dir,
@@ -113,7 +110,7 @@ impl<'p> StreamScanner<'p> {
     }
 
     fn process(&mut self, last: bool) -> StreamOutput {
-        let matchers = self.profile.matchers(self.dir);
+        let matchers = self.profile.borrow().matchers(self.dir);
         let len = self.window.len();
         // Rescan only once half a window of new text has arrived (bounds the rescanning cost).
         if !last && len - self.ctx <= self.hold_back + self.hold_back / 2 {
