@@ -130,6 +130,7 @@ pub fn parse_policy(text: &str) -> Result<ValidatedPolicy, PolicyErrors> {
     }
     let mut warnings = Vec::new();
     check::check(&doc, &positions, saw_version, &mut problems, &mut warnings);
+    check_guardrails(&doc, &mut problems);
     if problems.is_empty() {
         let hash = canonical_hash(&doc);
         Ok(ValidatedPolicy {
@@ -151,6 +152,7 @@ pub fn validate_document(doc: PolicyDocument) -> Result<ValidatedPolicy, PolicyE
     };
     let (mut problems, mut warnings) = (Vec::new(), Vec::new());
     check::check(&doc, &positions, true, &mut problems, &mut warnings);
+    check_guardrails(&doc, &mut problems);
     if problems.is_empty() {
         let hash = canonical_hash(&doc);
         Ok(ValidatedPolicy {
@@ -280,3 +282,22 @@ fn listed<T: DeserializeOwned>(
 
 #[cfg(test)]
 mod tests;
+
+/// Guardrail profiles are validated by the guardrails engine, every problem with its path.
+fn check_guardrails(doc: &PolicyDocument, problems: &mut Vec<Problem>) {
+    for (name, value) in &doc.guardrails {
+        if let Err(e) = portcullis_guard::ProfileDef::from_value(value.clone()) {
+            for p in e.problems {
+                let path = if p.path.is_empty() {
+                    format!("guardrails.{name}")
+                } else {
+                    format!("guardrails.{name}.{}", p.path)
+                };
+                problems.push(Problem {
+                    path,
+                    message: p.message,
+                });
+            }
+        }
+    }
+}

@@ -130,8 +130,8 @@ budgets:
 
 #[test]
 fn hash_is_canonical() {
-    let a = parse_policy("version: 1\nrate_limits: [{id: r, scope: key, requests: 1, interval: 60}]\nguardrails: {g: {b: 1, a: 2}}").unwrap();
-    let b = parse_policy("# comment\nguardrails: {g: {a: 2, b: 1}}\nrate_limits:\n  - {interval: 1m, requests: 1, scope: key, id: r}\nversion: 1\n").unwrap();
+    let a = parse_policy("version: 1\nrate_limits: [{id: r, scope: key, requests: 1, interval: 60}]\nguardrails: {g: {max_images: 1, max_prompt_tokens: 2}}").unwrap();
+    let b = parse_policy("# comment\nguardrails: {g: {max_prompt_tokens: 2, max_images: 1}}\nrate_limits:\n  - {interval: 1m, requests: 1, scope: key, id: r}\nversion: 1\n").unwrap();
     assert_eq!(a.hash, b.hash);
     let c =
         parse_policy("version: 1\nrate_limits: [{id: r, scope: key, requests: 2, interval: 60}]")
@@ -139,4 +139,18 @@ fn hash_is_canonical() {
     assert_ne!(a.hash, c.hash);
     assert_eq!(canonical_hash(&a.document), a.hash);
     assert!(validate_document(a.document.clone()).is_ok());
+}
+
+#[test]
+fn guardrail_profiles_are_validated_with_paths() {
+    let e = parse_policy(
+        "version: 1\nguardrails:\n  strict:\n    detectors:\n      emial: { action: redact }\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.problems
+            .iter()
+            .any(|p| p.path.starts_with("guardrails.strict")),
+        "{e}"
+    );
 }
