@@ -11,7 +11,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use portcullis_telemetry::metrics::{self, Metrics, RequestSample, Route, UpstreamErrorClass};
+use portcullis_telemetry::metrics::{
+    self, GuardrailAction, Metrics, RequestSample, Route, UpstreamErrorClass,
+};
 use portcullis_telemetry::ACCESS_TARGET;
 use portcullis_wire::openai::Usage;
 use std::pin::Pin;
@@ -42,6 +44,7 @@ struct NoteFields {
     cached_tokens: u64,
     stream_outcome: Option<&'static str>,
     policy_rule: Option<String>,
+    guardrails: Vec<(String, &'static str)>,
     upstream: Option<(Instant, Instant)>,
     rate_headers: Vec<(HeaderName, HeaderValue)>,
     on_finish: Option<OnFinish>,
@@ -102,6 +105,10 @@ impl AccessNote {
     /// Records the policy rule that admitted or refused the request.
     pub fn policy_rule(&self, rule: &str) {
         self.with(|f| f.policy_rule = Some(rule.to_string()));
+    }
+    /// Records a guardrail finding: rule id and action (`block`, `redact`, `log`), never the value.
+    pub fn guardrail(&self, rule: &str, action: &'static str) {
+        self.with(|f| f.guardrails.push((rule.to_string(), action)));
     }
     /// Sets the x-ratelimit-* headers every response of this request carries.
     pub fn rate_headers(&self, headers: Vec<(HeaderName, HeaderValue)>) {
@@ -231,6 +238,7 @@ impl AccessLine {
                 model = f.model.as_deref().unwrap_or("-"),
                 provider = f.provider.as_deref().unwrap_or("-"),
                 policy_rule = f.policy_rule.as_deref().unwrap_or("-"),
+                guardrails = %guardrail_text(&f.guardrails),
                 prompt_tokens = usage.prompt_tokens,
                 completion_tokens = usage.completion_tokens,
                 latency_us,
@@ -263,6 +271,14 @@ impl AccessLine {
             (true, Some(at)) => Some(at.saturating_duration_since(self.started)),
             _ => None,
         };
+        for (rule, action) in &f.guardrails {
+            let action = match *action {
+                "block" => GuardrailAction::Block,
+                "redact" => GuardrailAction::Redact,
+                _ => GuardrailAction::Flag,
+            };
+            self.metrics.guardrail_action(rule, action);
+        }
         self.metrics.record_request(&RequestSample {
             route: self.route,
             // A model the configuration does not know is counted as `other`.
@@ -344,6 +360,18 @@ fn new_request_id() -> Arc<str> {
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     Arc::from(format!("req_{prefix:08x}{n:012x}"))
+}
+
+/// `rule:action` pairs for the access line (`-` when none).
+fn guardrail_text(findings: &[(String, &'static str)]) -> String {
+    if findings.is_empty() {
+        return "-".into();
+    }
+    findings
+        .iter()
+        .map(|(rule, action)| format!("{rule}:{action}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use crate::auth::authenticate;
 use crate::body::{json_response, read_body, resolve, stream_response};
 use crate::enforce::{self, Call};
 use crate::error::GatewayError;
+use crate::guard::RequestGuard;
 use crate::inbound::Inbound;
 use crate::relay::{self, Sniffer};
 use crate::state::AppState;
@@ -75,13 +76,17 @@ async fn handle(
         price: route.price,
         provider: &provider.name,
     };
-    enforce::admit(state, call, &note).await?;
+    let profile = enforce::admit(state, call, &note).await?;
+    // With guardrails the call goes through the IR, where prompt and answer texts are
+    // scanned (OpenAI -> IR -> OpenAI keeps every field).
+    let mut guard = profile.map(|p| RequestGuard::new(p, note.clone()));
 
-    let same_format = matches!(
-        (inbound, provider.format()),
-        (Inbound::OpenAi, UpstreamFormat::OpenAiChat)
-            | (Inbound::Anthropic, UpstreamFormat::Anthropic)
-    );
+    let same_format = guard.is_none()
+        && matches!(
+            (inbound, provider.format()),
+            (Inbound::OpenAi, UpstreamFormat::OpenAiChat)
+                | (Inbound::Anthropic, UpstreamFormat::Anthropic)
+        );
     let (stream, client_wants_usage) = (head.stream, head.client_wants_usage);
     let upstream_body = if same_format {
         let fields = head.into_upstream_fields(&route.upstream_model);
@@ -94,6 +99,9 @@ async fn handle(
     } else {
         let mut request = translate::decode_request(inbound, &bytes)?;
         request.model = route.upstream_model.clone();
+        if let Some(g) = guard.as_mut() {
+            g.scan_request(&mut request)?;
+        }
         translate::encode_request(&provider, &request)?
     };
 
@@ -131,7 +139,11 @@ async fn handle(
             Ok(json_response(status, bytes))
         }
         (UpstreamBody::Full(bytes), false) => {
-            let response = translate::decode_response(&provider, &route.upstream_model, &bytes)?;
+            let mut response =
+                translate::decode_response(&provider, &route.upstream_model, &bytes)?;
+            if let Some(g) = guard.as_mut() {
+                g.scan_response(&mut response)?;
+            }
             if let Some(usage) = &response.usage {
                 note.usage(translate::log_usage(usage));
             }
@@ -159,6 +171,7 @@ async fn handle(
                 note,
                 provider,
                 &route.upstream_model,
+                guard.map(RequestGuard::into_stream),
             );
             Ok(stream_response(stream))
         }

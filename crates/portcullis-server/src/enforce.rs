@@ -39,12 +39,16 @@ pub struct Call<'a> {
     pub provider: &'a str,
 }
 
-/// Judges and reserves; on success the settlement is registered on the access note.
+/// The guardrail profile that applies to an admitted request, if any.
+pub type Guard = Option<Arc<portcullis_guard::CompiledProfile>>;
+
+/// Judges and reserves; on success the settlement is registered on the access note and the
+/// team's guardrail profile (if the policy names one) is returned.
 pub async fn admit(
     state: &Arc<AppState>,
     call: Call<'_>,
     note: &Arc<AccessNote>,
-) -> Result<(), GatewayError> {
+) -> Result<Guard, GatewayError> {
     let snapshot = state.policy.load_full();
     let key = call.key;
     let model_name = match call.target {
@@ -63,7 +67,7 @@ pub async fn admit(
     };
     let Some(active) = &snapshot.active else {
         note.on_finish(Box::new(move |done| settlement.run(done)));
-        return Ok(());
+        return Ok(None);
     };
     let team = key.team.as_deref();
     let wants_estimate = active.compiled.needs_token_estimate(team)
@@ -121,9 +125,13 @@ pub async fn admit(
             reason: decision.reason,
         });
     }
+    let guard = decision
+        .guardrails
+        .as_ref()
+        .and_then(|name| active.guards.get(name).cloned());
     if decision.limits.is_empty() {
         note.on_finish(Box::new(move |done| settlement.run(done)));
-        return Ok(());
+        return Ok(guard);
     }
     // The tokenizer runs only when a token limit or a budget needs the estimate.
     let needs_tokens = decision
@@ -224,7 +232,7 @@ pub async fn admit(
     }
     settlement.budget = budget.reservation;
     note.on_finish(Box::new(move |done| settlement.run(done)));
-    Ok(())
+    Ok(guard)
 }
 
 /// Reservations to settle and the usage to record once the response is over.

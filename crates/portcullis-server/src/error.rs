@@ -73,6 +73,13 @@ pub enum GatewayError {
     },
     /// The shared limit store is unreachable and limits fail closed.
     LimiterUnavailable,
+    /// A guardrail rule with action `block` matched the prompt or the answer.
+    GuardrailBlocked {
+        /// Rule id (detector name or the profile's custom id); never the matched text.
+        rule: String,
+        /// True when the answer, not the prompt, was blocked.
+        output: bool,
+    },
     /// The caller's role lacks a permission on the target (admin API).
     Forbidden {
         /// The missing permission, e.g. `keys:revoke`.
@@ -237,6 +244,17 @@ impl GatewayError {
                 "insufficient_quota",
                 "budget_exceeded",
                 format!("budget '{rule}' is exhausted for this period").into(),
+                None,
+            ),
+            GuardrailBlocked { rule, output } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "guardrail_blocked",
+                if *output {
+                    format!("the response was blocked by guardrail rule '{rule}'").into()
+                } else {
+                    format!("the request was blocked by guardrail rule '{rule}'").into()
+                },
                 None,
             ),
             LimiterUnavailable => (

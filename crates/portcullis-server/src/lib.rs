@@ -9,6 +9,7 @@ pub mod body;
 pub mod chat;
 pub mod enforce;
 pub mod error;
+pub mod guard;
 pub mod inbound;
 pub mod listen;
 pub mod openai_routes;

@@ -94,7 +94,8 @@ async fn passthrough(
         price: route.price,
         provider: &provider.name,
     };
-    enforce::admit(state, call, &note).await?;
+    // Guardrails apply to chat (prompt and answer); embeddings and Responses pass as sent.
+    let _guard = enforce::admit(state, call, &note).await?;
     if !provider.supports(op) {
         return Err(GatewayError::BadRequest {
             message: format!(

@@ -2,9 +2,11 @@
 //! the candidate evaluated next to it. Loaded from the store, compiled once, swapped in
 //! atomically; a request reads one snapshot, so it is judged by exactly one version.
 
+use portcullis_guard::{CompiledProfile, ProfileDef};
 use portcullis_policy::decide::CompiledPolicy;
 use portcullis_policy::document::parse_policy;
 use portcullis_store::Store;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One compiled policy version.
@@ -17,6 +19,8 @@ pub struct LoadedPolicy {
     /// with the tokenizer, which should be built before they arrive (see
     /// [`PolicySnapshot::uses_tokenizer`]).
     pub has_limits: bool,
+    /// Guardrail profiles by name, compiled once per version.
+    pub guards: HashMap<String, Arc<CompiledProfile>>,
 }
 
 /// What a request is judged by.
@@ -69,10 +73,17 @@ async fn load_version(
         CompiledPolicy::compile(&validated.document).map_err(|e| invalid(e.to_string()))?;
     let doc = &validated.document;
     let has_limits = !doc.rate_limits.is_empty() || !doc.budgets.is_empty();
+    let mut guards = HashMap::new();
+    for (name, value) in &doc.guardrails {
+        let def = ProfileDef::from_value(value.clone()).map_err(|e| invalid(e.to_string()))?;
+        let profile = CompiledProfile::compile(&def).map_err(|e| invalid(e.to_string()))?;
+        guards.insert(name.clone(), Arc::new(profile));
+    }
     Ok(Some(Arc::new(LoadedPolicy {
         version,
         compiled,
         has_limits,
+        guards,
     })))
 }
 

@@ -4,6 +4,7 @@
 
 use crate::access::AccessNote;
 use crate::error::GatewayError;
+use crate::guard::StreamGuard;
 use crate::inbound::Inbound;
 use crate::relay::MAX_EVENT_BYTES;
 use bytes::Bytes;
@@ -201,6 +202,7 @@ impl ClientEncoder {
 }
 
 struct Translation {
+    guard: Option<StreamGuard>,
     upstream: BoxStream<'static, Result<Bytes, UpstreamError>>,
     source: EventSource,
     encoder: ClientEncoder,
@@ -218,6 +220,7 @@ pub fn stream(
     note: Arc<AccessNote>,
     provider: Arc<Provider>,
     model: &str,
+    guard: Option<StreamGuard>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let source = EventSource::for_provider(&provider, model);
     let upstream_format = wire_format(provider.format());
@@ -232,6 +235,7 @@ pub fn stream(
         }
     };
     let state = Translation {
+        guard,
         upstream,
         source,
         encoder,
@@ -297,8 +301,12 @@ pub fn stream(
 
 impl Translation {
     fn encode_all(&mut self, events: &[StreamEvent]) -> Vec<u8> {
+        let events: Vec<StreamEvent> = match self.guard.as_mut() {
+            Some(g) => events.iter().cloned().flat_map(|e| g.filter(e)).collect(),
+            None => events.to_vec(),
+        };
         let mut out = Vec::new();
-        for event in events {
+        for event in &events {
             match event {
                 StreamEvent::Usage(u) => self.note.usage(log_usage(u)),
                 StreamEvent::MessageStart { usage: Some(u), .. } => self.note.usage(log_usage(u)),
