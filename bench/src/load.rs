@@ -157,6 +157,8 @@ pub struct PhaseResult {
     pub hist: Histogram<u64>,
     /// Length of the measured window.
     pub window: Duration,
+    /// Successful requests, warmup included (for CPU time per request).
+    pub completed: u64,
     /// Failed requests (non-200, transport error, timeout), warmup included.
     pub errors: u64,
     /// Times a worker found its connection closed by the server and had to reconnect.
@@ -170,6 +172,7 @@ impl PhaseResult {
     pub fn merge(&mut self, other: PhaseResult) -> Result<()> {
         self.hist.add(&other.hist)?;
         self.window += other.window;
+        self.completed += other.completed;
         self.errors += other.errors;
         self.reconnects += other.reconnects;
         for s in other.error_samples {
@@ -194,6 +197,7 @@ impl PhaseResult {
 /// What one worker saw, apart from the latencies it recorded in the shared histogram.
 #[derive(Debug, Default)]
 struct WorkerTally {
+    completed: u64,
     errors: u64,
     reconnects: u64,
     samples: Vec<String>,
@@ -230,6 +234,7 @@ pub async fn run_phase(
     for mut handle in handles {
         match tokio::time::timeout_at(deadline, &mut handle).await {
             Ok(Ok(t)) => {
+                total.completed += t.completed;
                 total.reconnects += t.reconnects;
                 total.errors += t.errors;
                 for s in t.samples {
@@ -259,6 +264,7 @@ pub async fn run_phase(
     Ok(PhaseResult {
         hist,
         window: duration,
+        completed: total.completed,
         errors: total.errors,
         reconnects: total.reconnects,
         error_samples: total.samples,
@@ -297,6 +303,7 @@ async fn worker(
         let done = Instant::now();
         match res {
             Ok(_) => {
+                tally.completed += 1;
                 if start >= measure_from && done <= end {
                     let ns = (done - start).as_nanos().min(MAX_LATENCY_NS as u128) as u64;
                     hist.lock()
@@ -314,10 +321,15 @@ async fn worker(
     tally
 }
 
-/// Sends one request on a fresh connection and returns the response size, or the error.
+/// Sends one request on a fresh connection and returns the response size, or the error
+/// (also when there is no complete answer within 5 s).
 pub async fn probe(target: &Target) -> Result<usize> {
-    let mut sender = target.connect().await?;
-    send_once(&mut sender, target)
-        .await
-        .with_context(|| format!("{}: probe request", target.label))
+    let attempt = async {
+        let mut sender = target.connect().await?;
+        send_once(&mut sender, target).await
+    };
+    match tokio::time::timeout(GRACE, attempt).await {
+        Ok(r) => r.with_context(|| format!("{}: probe request", target.label)),
+        Err(_) => bail!("{}: no answer within {} s", target.label, GRACE.as_secs()),
+    }
 }

@@ -5,6 +5,7 @@
 //! an API key, and for each concurrency level runs the same non-streaming chat request
 //! directly against the mock and through the gateway. See `bench/README.md`.
 
+mod cpu;
 mod load;
 mod meta;
 mod procs;
@@ -12,6 +13,7 @@ mod quiet;
 mod report;
 mod rss;
 mod stream;
+mod units;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,6 +24,7 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Parser;
 
+use cpu::CpuTimes;
 use load::Target;
 use report::{Report, Row, Verdict};
 
@@ -138,6 +141,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// One run of `target` between two idle points, with the CPU each process used for it
+/// (including what the servers still did after the last response). `pids` are the
+/// mock's and the gateway's.
+async fn measure(
+    target: &Arc<Target>,
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+    pids: [u32; 2],
+) -> Result<(load::PhaseResult, CpuTimes)> {
+    let label = target.label;
+    quiet::settle(&pids, label).await;
+    let before = CpuTimes::read(pids[0], pids[1]);
+    let result = load::run_phase(target.clone(), concurrency, warmup, duration).await?;
+    quiet::settle(&pids, "the next measurement").await;
+    Ok((result, CpuTimes::read(pids[0], pids[1]).since(before)))
+}
+
 /// Adds one round's result to the accumulated one.
 fn merge_into(acc: &mut Option<load::PhaseResult>, round: load::PhaseResult) -> Result<()> {
     match acc {
@@ -213,7 +234,8 @@ async fn run(args: &Args) -> Result<ExitCode> {
     eprintln!("mock upstream listening on {mock_addr}");
     let config = procs::write_gateway_config(scratch.path(), mock_addr)?;
     let key = procs::create_key(&gateway_bin, &config)?;
-    let mut gateway = procs::start_gateway(&gateway_bin, &config, &gateway_log).await?;
+    let (mut gateway, config) =
+        procs::start_gateway(&gateway_bin, config, mock_addr, &gateway_log).await?;
     eprintln!(
         "gateway listening on {} (pid {}, log {})",
         config.listen,
@@ -248,14 +270,15 @@ async fn run(args: &Args) -> Result<ExitCode> {
         eprintln!("concurrency {c}: {} round(s) ...", args.rounds);
         sampler.reset_phase();
         let (mut d, mut g) = (None, None);
+        let (mut d_cpu, mut g_cpu) = (CpuTimes::default(), CpuTimes::default());
         let (warmup, duration) = (args.warmup / args.rounds, args.duration / args.rounds);
         for _ in 0..args.rounds {
-            quiet::settle(&pids, "a direct round").await;
-            let r = load::run_phase(direct.clone(), c, warmup, duration).await?;
+            let (r, cpu) = measure(&direct, c, warmup, duration, pids).await?;
             merge_into(&mut d, r)?;
-            quiet::settle(&pids, "a gateway round").await;
-            let r = load::run_phase(via_gw.clone(), c, warmup, duration).await?;
+            d_cpu.add(cpu);
+            let (r, cpu) = measure(&via_gw, c, warmup, duration, pids).await?;
             merge_into(&mut g, r)?;
+            g_cpu.add(cpu);
         }
         let (d, g) = (
             d.expect("at least one round"),
@@ -266,6 +289,8 @@ async fn run(args: &Args) -> Result<ExitCode> {
             direct: d,
             gateway: g,
             gateway_peak_rss_kb: sampler.phase_peak_kb(),
+            direct_cpu: d_cpu,
+            gateway_cpu: g_cpu,
         };
         eprintln!(
             "concurrency {c}: direct {:.0} rps p50 {:.1} µs | gateway {:.0} rps p50 {:.1} µs | errors {}",

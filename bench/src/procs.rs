@@ -170,8 +170,35 @@ pub fn create_key(bin: &Path, config: &GatewayConfig) -> Result<String> {
 }
 
 /// Starts `portcullis serve`, with stdout and stderr (the access log) going to `log`,
-/// and waits until `GET /healthz` answers 200.
-pub async fn start_gateway(bin: &Path, config: &GatewayConfig, log: &Path) -> Result<Proc> {
+/// and waits until `GET /healthz` answers 200. The free ports picked for the config may
+/// be taken by someone else before the gateway binds them; if the gateway says so, the
+/// config is rewritten with new ports and the start retried. Returns the config in use.
+pub async fn start_gateway(
+    bin: &Path,
+    mut config: GatewayConfig,
+    mock: SocketAddr,
+    log: &Path,
+) -> Result<(Proc, GatewayConfig)> {
+    const ATTEMPTS: usize = 3;
+    for attempt in 1..=ATTEMPTS {
+        match start_gateway_once(bin, &config, log).await {
+            Ok(proc) => return Ok((proc, config)),
+            Err(e) if attempt < ATTEMPTS && log_mentions(log, "in use") => {
+                eprintln!("gateway could not bind its ports ({e:#}); retrying with new ones");
+                let dir = config.path.parent().expect("config in a directory");
+                config = write_gateway_config(dir, mock)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+fn log_mentions(log: &Path, what: &str) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|s| s.contains(what))
+}
+
+async fn start_gateway_once(bin: &Path, config: &GatewayConfig, log: &Path) -> Result<Proc> {
     let log_file = File::create(log).with_context(|| format!("create {}", log.display()))?;
     let child = Command::new(bin)
         .args(["serve", "--config"])

@@ -8,6 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::cpu::cpu_time_ns;
+
 /// Length of one observation window.
 const WINDOW: Duration = Duration::from_millis(50);
 
@@ -16,23 +18,6 @@ const IDLE_SHARE: f64 = 0.03;
 
 /// Longest wait; after it the measurement starts anyway, with a warning.
 const MAX_WAIT: Duration = Duration::from_secs(5);
-
-/// Total CPU time (ns) of all threads of `pid`, or `None` if it cannot be read.
-pub fn cpu_time_ns(pid: u32) -> Option<u64> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut total = 0;
-    for task in tasks.flatten() {
-        // Threads may exit between the listing and the read; skip them.
-        if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
-            total += s
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    Some(total)
-}
 
 fn total_cpu_ns(pids: &[u32]) -> Option<u64> {
     pids.iter().map(|&p| cpu_time_ns(p)).sum()
@@ -72,19 +57,6 @@ pub async fn settle(pids: &[u32], before: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_own_cpu_time() {
-        let pid = std::process::id();
-        let a = cpu_time_ns(pid).unwrap();
-        let mut x = 0u64;
-        for i in 0..5_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
-        }
-        std::hint::black_box(x);
-        assert!(cpu_time_ns(pid).unwrap() > a);
-        assert_eq!(cpu_time_ns(u32::MAX), None);
-    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn an_idle_process_is_quiet() {

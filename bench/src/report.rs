@@ -3,8 +3,10 @@
 
 use std::fmt::Write as _;
 
+use crate::cpu::{self, CpuTimes};
 use crate::load::PhaseResult;
 use crate::stream::TtfeResult;
+use crate::units::{kb_to_mib, mib, percent, signed_us, us};
 
 /// Target: gateway p50 minus direct p50 at concurrency 1, in microseconds.
 pub const TARGET_ADDED_P50_US: f64 = 60.0;
@@ -26,6 +28,10 @@ pub struct Row {
     pub gateway: PhaseResult,
     /// Highest sampled gateway `VmRSS` during the gateway phase, in kB.
     pub gateway_peak_rss_kb: u64,
+    /// CPU used by each process during the direct runs.
+    pub direct_cpu: CpuTimes,
+    /// CPU used by each process during the gateway runs.
+    pub gateway_cpu: CpuTimes,
 }
 
 impl Row {
@@ -210,6 +216,8 @@ impl Report {
             }
         }
 
+        cpu::write_section(s, &self.rows)?;
+
         writeln!(s, "\n## Stream time to first event\n")?;
         let n = self.ttfe_gateway.samples_ns.len();
         writeln!(
@@ -275,39 +283,6 @@ impl Report {
     }
 }
 
-fn kb_to_mib(kb: u64) -> f64 {
-    kb as f64 / 1024.0
-}
-
-fn mib(kb: u64) -> String {
-    format!("{:.1} MiB", kb_to_mib(kb))
-}
-
-fn percent(ratio: f64) -> String {
-    format!("{:.1}%", ratio * 100.0)
-}
-
-/// A latency in microseconds, shown in µs, ms or s.
-fn us(v: f64) -> String {
-    let a = v.abs();
-    if a < 1_000.0 {
-        format!("{v:.1} µs")
-    } else if a < 1_000_000.0 {
-        format!("{:.2} ms", v / 1_000.0)
-    } else {
-        format!("{:.2} s", v / 1_000_000.0)
-    }
-}
-
-/// A latency difference with an explicit sign.
-fn signed_us(v: f64) -> String {
-    if v >= 0.0 {
-        format!("+{}", us(v))
-    } else {
-        us(v)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +293,7 @@ mod tests {
         PhaseResult {
             hist,
             window: std::time::Duration::from_secs(1),
+            completed: requests,
             errors: 0,
             reconnects: 0,
             error_samples: Vec::new(),
@@ -349,12 +325,16 @@ mod tests {
                 direct: phase(1000, 20_000),
                 gateway: phase(900, 70_000),
                 gateway_peak_rss_kb: 10_000,
+                direct_cpu: CpuTimes::default(),
+                gateway_cpu: CpuTimes::default(),
             },
             Row {
                 concurrency: 32,
                 direct: phase(1000, 20_000),
                 gateway: phase(400, 70_000),
                 gateway_peak_rss_kb: 20_000,
+                direct_cpu: CpuTimes::default(),
+                gateway_cpu: CpuTimes::default(),
             },
         ];
         let r = report(rows);
@@ -380,21 +360,20 @@ mod tests {
             direct: phase(10, 20_000),
             gateway,
             gateway_peak_rss_kb: 1,
+            direct_cpu: CpuTimes::default(),
+            gateway_cpu: CpuTimes {
+                mock_ns: 0,
+                gateway_ns: 250_000,
+                bench_ns: 0,
+            },
         }]);
         assert_eq!(r.total_errors(), 3);
         let md = r.to_markdown();
         assert!(md.contains("**ERRORS: 3 failed gateway requests at concurrency 256**"));
         assert!(md.contains("| 30.0 MiB | PASS |"), "{md}");
-    }
-
-    #[test]
-    fn formats_latencies() {
-        assert_eq!(us(42.04), "42.0 µs");
-        assert_eq!(us(1234.0), "1.23 ms");
-        assert_eq!(us(2_500_000.0), "2.50 s");
-        assert_eq!(signed_us(12.0), "+12.0 µs");
-        assert_eq!(signed_us(-3.0), "-3.0 µs");
-        assert_eq!(percent(0.5), "50.0%");
-        assert_eq!(mib(51_200), "50.0 MiB");
+        assert!(
+            md.contains("| 256 | 0.0 µs | 0.0 µs | 25.0 µs | 0.0 µs | 0.0 µs |"),
+            "{md}"
+        );
     }
 }
