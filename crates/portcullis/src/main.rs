@@ -3,11 +3,6 @@
 
 mod cli;
 
-/// mimalloc: the gateway allocates small, short-lived buffers on many threads, where glibc's
-/// allocator spent ~15% of the CPU in profiles (arena locks and consolidation).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
