@@ -1,7 +1,7 @@
 //! CPU time used by each process, per request.
 //!
 //! Latencies and throughput on a shared 2-core machine depend on who else is running;
-//! the CPU time a process spends per request hardly does. It is read from the kernel's
+//! the CPU time a process spends per request much less so. It is read from the kernel's
 //! per-thread run time in `/proc/PID/task/*/schedstat` (nanoseconds).
 
 use std::fmt::Write as _;
@@ -77,8 +77,8 @@ pub fn write_section(s: &mut String, rows: &[Row]) -> std::fmt::Result {
     writeln!(
         s,
         "CPU time of each process over each side's runs (warmup and the servers' work left \
-         after the last response included), divided by the successful requests. Unlike the \
-         latencies it hardly depends on what else the machine is doing.\n"
+         after the last response included), divided by the successful requests. It depends \
+         much less than the latencies on what else the machine is doing.\n"
     )?;
     writeln!(
         s,

@@ -61,7 +61,7 @@ pub fn describe(
             "load average before the run".into(),
             match loadavg_before {
                 Some(l) if l > 0.5 => format!(
-                    "{l:.2} (**other processes were busy: expect pessimistic, noisy figures**)"
+                    "{l:.2} (**other processes were busy: expect noisy figures; compare the CPU time per request**)"
                 ),
                 Some(l) => format!("{l:.2}"),
                 None => "unknown".into(),
