@@ -1,7 +1,8 @@
 //! Binding the listeners (plain or rustls TLS) and serving until a graceful shutdown.
 
 use axum::Router;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
 use portcullis_config::TlsConfig;
 use std::net::{SocketAddr, TcpListener};
@@ -76,15 +77,21 @@ impl BoundListener {
     /// Serves `app` until `handle` is told to shut down.
     pub async fn serve(self, app: Router, handle: Handle) -> std::io::Result<()> {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        // TCP_NODELAY on every accepted connection: a streamed answer is many small writes,
+        // and with Nagle the last ones wait for the client's delayed ACK (~40 ms each stream).
+        let server = axum_server::from_tcp(self.listener);
         match self.tls {
             Some(tls) => {
-                axum_server::from_tcp_rustls(self.listener, tls)
+                let acceptor = RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor::new());
+                server
+                    .acceptor(acceptor)
                     .handle(handle)
                     .serve(service)
                     .await
             }
             None => {
-                axum_server::from_tcp(self.listener)
+                server
+                    .acceptor(NoDelayAcceptor::new())
                     .handle(handle)
                     .serve(service)
                     .await
