@@ -25,13 +25,15 @@ pub struct LogGuard {
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`).
+/// The writer thread buffers lines and flushes whenever its queue runs empty, so under
+/// load many lines share one write call instead of one syscall each.
 /// Lines that cannot be queued fast enough are dropped rather than blocking requests;
 /// the queue holds 128k lines so that only a pathological burst loses any.
 pub fn init(format: Format) -> anyhow::Result<LogGuard> {
     let (writer, worker) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .buffered_lines_limit(128 * 1024)
         .lossy(true)
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = fmt()
