@@ -66,6 +66,10 @@ struct Args {
     /// Exit with status 2 when a target is missed (errors always exit with 1).
     #[arg(long)]
     fail_on_miss: bool,
+    /// Apply this security policy before the run (e.g. bench/policy.yaml: 10 rules, 3 limits
+    /// that the load never reaches), to measure enforcement's cost.
+    #[arg(long)]
+    policy: Option<PathBuf>,
 }
 
 /// Parses `10s`, `500ms`, `2m` or a bare number of seconds.
@@ -234,6 +238,9 @@ async fn run(args: &Args) -> Result<ExitCode> {
     eprintln!("mock upstream listening on {mock_addr}");
     let config = procs::write_gateway_config(scratch.path(), mock_addr)?;
     let key = procs::create_key(&gateway_bin, &config)?;
+    if let Some(policy) = &args.policy {
+        procs::apply_policy(&gateway_bin, &config, policy)?;
+    }
     let (mut gateway, config) =
         procs::start_gateway(&gateway_bin, config, mock_addr, &gateway_log).await?;
     eprintln!(

@@ -55,7 +55,13 @@ pub fn describe(
         ),
         (
             "gateway".into(),
-            "API-key auth and JSON access log (to a file) on".into(),
+            match &args.policy {
+                Some(p) => format!(
+                    "API-key auth, JSON access log (to a file) and the security policy {} on",
+                    p.display()
+                ),
+                None => "API-key auth and JSON access log (to a file) on".into(),
+            },
         ),
         (
             "load average before the run".into(),

@@ -169,6 +169,29 @@ pub fn create_key(bin: &Path, config: &GatewayConfig) -> Result<String> {
     Ok(key.to_owned())
 }
 
+/// Applies a security policy with `portcullis policy apply` (before the gateway starts,
+/// so it serves under that policy from its first request).
+pub fn apply_policy(bin: &Path, config: &GatewayConfig, policy: &Path) -> Result<()> {
+    let out = Command::new(bin)
+        .args(["policy", "apply"])
+        .arg(policy)
+        .arg("--config")
+        .arg(&config.path)
+        .args(["--comment", "benchmark"])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("run {} policy apply", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "`portcullis policy apply` failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// Starts `portcullis serve`, with stdout and stderr (the access log) going to `log`,
 /// and waits until `GET /healthz` answers 200. The free ports picked for the config may
 /// be taken by someone else before the gateway binds them; if the gateway says so, the
