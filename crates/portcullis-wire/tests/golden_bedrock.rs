@@ -2,46 +2,17 @@
 //! requests, and Bedrock Converse responses and ConverseStream events (fixtures/bedrock,
 //! streams as one JSON object per event-stream message) -> IR -> OpenAI and Anthropic.
 
+mod common;
+
+use common::*;
+
 use portcullis_wire::ir::{Format, StreamEvent};
 use portcullis_wire::{anthropic, bedrock, openai_chat};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 const REQUEST_ID: &str = "5e8a5d4c-0b6e-4a57-9d3a-7f1c2b9e8a10";
 const CREATED: u64 = 1_700_000_000;
-
-fn fixtures(provider: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(provider);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect()
-}
-
-fn result<T: serde::Serialize, E: serde::Serialize>(r: Result<T, E>) -> Value {
-    match r {
-        Ok(v) => json!({ "ok": v }),
-        Err(e) => json!({ "error": e }),
-    }
-}
-
-fn snap(name: &str, value: Value) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_prepend_module_to_snapshot(false);
-    settings.bind(|| insta::assert_json_snapshot!(name.to_string(), value));
-}
 
 #[test]
 fn openai_and_anthropic_requests_to_converse() {

@@ -2,52 +2,16 @@
 //! translated to the IR and on to OpenAI (and back to Gemini, which must reproduce it),
 //! and the OpenAI and Anthropic request fixtures are translated to Gemini requests.
 
+mod common;
+
+use common::*;
+
 use portcullis_wire::ir::{Format, StreamEvent};
 use portcullis_wire::sse::{event_data, EventSplitter};
 use portcullis_wire::{anthropic, gemini, openai_chat};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 
 const MODEL: &str = "gemini-2.5-flash";
-
-fn fixtures(provider: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(provider);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect()
-}
-
-fn sse_payloads(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut splitter = EventSplitter::new(1 << 20);
-    let events = splitter.push(bytes).unwrap();
-    assert!(splitter.remainder().is_empty());
-    events.iter().filter_map(|e| event_data(e)).collect()
-}
-
-fn result<T: serde::Serialize, E: serde::Serialize>(r: Result<T, E>) -> Value {
-    match r {
-        Ok(v) => json!({ "ok": v }),
-        Err(e) => json!({ "error": e }),
-    }
-}
-
-fn snap(name: &str, value: Value) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_prepend_module_to_snapshot(false);
-    settings.bind(|| insta::assert_json_snapshot!(name.to_string(), value));
-}
 
 /// Decodes a whole Gemini stream into IR events, one chunk at a time.
 fn decode_stream(body: &[u8]) -> Vec<StreamEvent> {
