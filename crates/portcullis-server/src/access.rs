@@ -11,10 +11,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use portcullis_telemetry::access_log::AccessRecord;
 use portcullis_telemetry::metrics::{
     self, GuardrailAction, Metrics, RequestSample, Route, UpstreamErrorClass,
 };
-use portcullis_telemetry::ACCESS_TARGET;
 use portcullis_wire::openai::Usage;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -227,24 +227,22 @@ impl AccessLine {
                 (true, None) => "complete",
             };
             self.record_metrics(f, outcome);
-            tracing::info!(
-                target: ACCESS_TARGET,
-                request_id = %self.id,
-                method = %self.method,
-                path = %self.path,
-                status = self.status.as_u16(),
-                error = self.error.unwrap_or(""),
-                key_id = f.key_id.as_deref().unwrap_or("-"),
-                model = f.model.as_deref().unwrap_or("-"),
-                provider = f.provider.as_deref().unwrap_or("-"),
-                policy_rule = f.policy_rule.as_deref().unwrap_or("-"),
-                guardrails = %guardrail_text(&f.guardrails),
-                prompt_tokens = usage.prompt_tokens,
-                completion_tokens = usage.completion_tokens,
+            portcullis_telemetry::access_log::write(&AccessRecord {
+                request_id: &self.id,
+                method: &self.method,
+                path: &self.path,
+                status: self.status.as_u16(),
+                error: self.error.unwrap_or(""),
+                key_id: f.key_id.as_deref().unwrap_or("-"),
+                model: f.model.as_deref().unwrap_or("-"),
+                provider: f.provider.as_deref().unwrap_or("-"),
+                policy_rule: f.policy_rule.as_deref().unwrap_or("-"),
+                guardrails: &guardrail_text(&f.guardrails),
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
                 latency_us,
                 outcome,
-                "access"
-            );
+            });
         });
     }
 }

@@ -4,6 +4,8 @@
 
 pub mod metrics;
 
+pub mod access_log;
+
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::{fmt, EnvFilter};
 
@@ -39,6 +41,7 @@ pub fn init(format: Format) -> anyhow::Result<LogGuard> {
         ));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    access_log::install(writer.clone(), format);
     let builder = fmt()
         .with_env_filter(filter)
         .with_writer(writer)
