@@ -149,6 +149,11 @@ impl Relay {
                 }
             }
             Sniffer::Anthropic => {
+                // Only message_* and error events carry usage or the end; the many
+                // content_block_delta events are forwarded without being parsed.
+                if !contains(&data, b"\"message_") && !contains(&data, b"\"error\"") {
+                    return false;
+                }
                 let Ok(v) = serde_json::from_slice::<Value>(&data) else {
                     return false;
                 };
