@@ -10,7 +10,7 @@
 //! once (WAL mode, busy timeout).
 //!
 //! One file per concept: `keys`, `users` (users and teams), `policies`,
-//! `audit`, `shadow` and `usage`, each with its records and its methods.
+//! `audit`, `shadow`, `usage` and `request_logs`, each with its records and its methods.
 //!
 //! Design notes:
 //! - One concrete pool per backend (no `sqlx::Any`), so each driver's types
@@ -41,7 +41,9 @@ mod connect;
 mod error;
 mod filter;
 mod keys;
+mod optional_tables;
 mod policies;
+mod request_logs;
 mod shadow;
 pub mod testing;
 mod usage;
@@ -51,7 +53,11 @@ pub use audit::{AuditQuery, AuditRecord, NewAuditEntry, AUDIT_OUTCOMES};
 pub use audit_chain::{ChainHead, ChainVerdict, GENESIS_HASH};
 pub use error::{redact_url, StoreError};
 pub use keys::{KeyRecord, NewKey};
+pub use optional_tables::TextRow;
 pub use policies::{PolicyState, PolicyVersion, PolicyVersionSummary};
+pub use request_logs::{
+    AccessSummary, GuardrailEntry, NewRequestLog, RequestLogQuery, RequestLogRecord,
+};
 pub use shadow::{NewShadowEvent, ShadowEventRecord, ShadowReport};
 pub use usage::{NewUsage, UsageQuery, UsageRow};
 pub use users::{NewUser, TeamRecord, UserRecord};
