@@ -64,6 +64,8 @@ pub fn load_str(
         providers: Vec::new(),
         models: Vec::new(),
         redis: None,
+        logs: crate::LogsConfig::default(),
+        reports: crate::ReportsConfig::default(),
     };
     for (key, value) in map {
         let Some(key) = key.as_str().map(str::to_owned) else {
@@ -92,9 +94,19 @@ pub fn load_str(
             "redis" => {
                 config.redis = section::<Option<RedisConfig>>(&key, value, &mut problems).flatten()
             }
+            "logs" => {
+                if let Some(v) = section::<crate::LogsConfig>(&key, value, &mut problems) {
+                    config.logs = v;
+                }
+            }
+            "reports" => {
+                if let Some(v) = section::<crate::ReportsConfig>(&key, value, &mut problems) {
+                    config.reports = v;
+                }
+            }
             other => problems.push(problem(
                 other,
-                "unknown field; expected one of: server, store, providers, models, redis",
+                "unknown field; expected one of: server, store, providers, models, redis, logs, reports",
             )),
         }
     }
