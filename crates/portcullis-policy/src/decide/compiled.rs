@@ -68,6 +68,7 @@ pub(crate) struct CompiledTeam {
     pub max_tokens_per_request: Option<u64>,
     pub guardrails: Option<String>,
     pub needs_tokens: bool,
+    pub log_bodies: bool,
 }
 
 /// A compiled rate limit.
@@ -168,6 +169,7 @@ impl CompiledPolicy {
                     max_tokens_per_request: t.max_tokens_per_request,
                     guardrails: t.guardrails.clone(),
                     needs_tokens,
+                    log_bodies: t.log_bodies,
                 },
             );
         }
@@ -198,6 +200,15 @@ impl CompiledPolicy {
         self.effective_team(team)
             .and_then(|t| self.teams.get(t))
             .is_some_and(|t| t.needs_tokens)
+    }
+
+    /// Whether the team's request and response bodies go into the request log, and the
+    /// team's guardrail profile name (to redact them with).
+    pub fn log_bodies(&self, team: Option<&str>) -> Option<Option<&str>> {
+        self.effective_team(team)
+            .and_then(|t| self.teams.get(t))
+            .filter(|t| t.log_bodies)
+            .map(|t| t.guardrails.as_deref())
     }
 
     /// The team's body size limit, to enforce while reading the body (before deciding).
