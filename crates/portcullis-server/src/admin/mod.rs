@@ -11,8 +11,10 @@
 mod audit;
 mod identity;
 mod keys;
+mod logs;
 pub mod openapi;
 mod policies;
+pub mod reports;
 pub mod usage;
 
 use crate::auth::authenticate;
@@ -60,6 +62,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/policies/{version}/rollback"),
     ("get", "/api/v1/usage"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/logs"),
+    ("get", "/api/v1/reports/compliance"),
     ("get", "/api/v1/openapi.json"),
 ];
 
@@ -98,6 +102,8 @@ pub fn router() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/usage", get(usage::summary))
         .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/logs", get(logs::list))
+        .route("/api/v1/reports/compliance", get(reports::compliance))
         .route("/api/v1/openapi.json", get(openapi::serve))
 }
 
