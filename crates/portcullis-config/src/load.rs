@@ -1,6 +1,7 @@
 //! Reading a configuration document: YAML, `${ENV}` substitution, strict typed parsing of
 //! each section and list item on its own (so every problem is found in one pass), validation.
 
+use crate::edge::{CacheConfig, RouteConfig};
 use crate::env;
 use crate::types::{Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig};
 use crate::validate::{validate, Positions};
@@ -64,6 +65,8 @@ pub fn load_str(
         providers: Vec::new(),
         models: Vec::new(),
         redis: None,
+        routes: Vec::new(),
+        cache: None,
     };
     for (key, value) in map {
         let Some(key) = key.as_str().map(str::to_owned) else {
@@ -92,9 +95,15 @@ pub fn load_str(
             "redis" => {
                 config.redis = section::<Option<RedisConfig>>(&key, value, &mut problems).flatten()
             }
+            "routes" => {
+                (config.routes, positions.routes) = items::<RouteConfig>(&key, value, &mut problems)
+            }
+            "cache" => {
+                config.cache = section::<Option<CacheConfig>>(&key, value, &mut problems).flatten()
+            }
             other => problems.push(problem(
                 other,
-                "unknown field; expected one of: server, store, providers, models, redis",
+                "unknown field; expected one of: server, store, providers, models, redis, routes, cache",
             )),
         }
     }

@@ -26,6 +26,12 @@ pub struct Config {
     /// Shared rate-limit and budget counters for several gateway instances.
     #[serde(default)]
     pub redis: Option<RedisConfig>,
+    /// Plain HTTP services served under path prefixes (see [`crate::RouteConfig`]).
+    #[serde(default)]
+    pub routes: Vec<crate::RouteConfig>,
+    /// The response cache; absent = no caching.
+    #[serde(default)]
+    pub cache: Option<crate::CacheConfig>,
 }
 
 /// Redis for shared limits.
@@ -65,6 +71,8 @@ impl Config {
                 price: None,
             }],
             redis: None,
+            routes: Vec::new(),
+            cache: None,
         }
     }
 
