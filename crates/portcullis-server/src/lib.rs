@@ -11,6 +11,7 @@ pub mod chat;
 pub mod enforce;
 pub mod error;
 pub mod guard;
+pub mod guard_webhook;
 pub mod inbound;
 pub mod listen;
 pub mod openai_routes;
