@@ -1,6 +1,7 @@
 //! Reading a configuration document: YAML, `${ENV}` substitution, strict typed parsing of
 //! each section and list item on its own (so every problem is found in one pass), validation.
 
+use crate::edge::{CacheConfig, RouteConfig};
 use crate::env;
 use crate::types::{Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig};
 use crate::validate::{validate, Positions};
@@ -66,6 +67,8 @@ pub fn load_str(
         redis: None,
         logs: crate::LogsConfig::default(),
         reports: crate::ReportsConfig::default(),
+        routes: Vec::new(),
+        cache: None,
     };
     for (key, value) in map {
         let Some(key) = key.as_str().map(str::to_owned) else {
@@ -94,6 +97,12 @@ pub fn load_str(
             "redis" => {
                 config.redis = section::<Option<RedisConfig>>(&key, value, &mut problems).flatten()
             }
+            "routes" => {
+                (config.routes, positions.routes) = items::<RouteConfig>(&key, value, &mut problems)
+            }
+            "cache" => {
+                config.cache = section::<Option<CacheConfig>>(&key, value, &mut problems).flatten()
+            }
             "logs" => {
                 if let Some(v) = section::<crate::LogsConfig>(&key, value, &mut problems) {
                     config.logs = v;
@@ -106,7 +115,7 @@ pub fn load_str(
             }
             other => problems.push(problem(
                 other,
-                "unknown field; expected one of: server, store, providers, models, redis, logs, reports",
+                "unknown field; expected one of: server, store, providers, models, redis, routes, cache, logs, reports",
             )),
         }
     }

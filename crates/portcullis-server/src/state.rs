@@ -66,6 +66,12 @@ pub struct AppState {
     pub limiter_unavailable: [AtomicU64; 2],
     /// Prometheus metrics, labeled by the configured model and provider names.
     pub metrics: Arc<Metrics>,
+    /// REST routes (plain HTTP services), longest prefix first.
+    pub rest: crate::rest::RestRoutes,
+    /// HTTP client of the REST routes (no redirects followed: they go back to the client).
+    pub rest_client: reqwest::Client,
+    /// The response cache, when the configuration has a `cache` section.
+    pub cache: Option<portcullis_cache::Cache>,
     keys_revision: AtomicI64,
     policy_revision: AtomicI64,
 }
@@ -82,6 +88,12 @@ pub enum StateError {
     /// The stored policy cannot be loaded.
     #[error("cannot load the security policy: {0}")]
     Policy(String),
+    /// The response cache cannot be set up (its Redis is unreachable).
+    #[error("cannot set up the response cache: {0}")]
+    Cache(String),
+    /// The HTTP client of the REST routes cannot be built.
+    #[error("cannot build the HTTP client of the REST routes: {0}")]
+    RestClient(String),
     /// Redis for shared limits is unreachable at start.
     #[error(
         "cannot connect to Redis for rate limits ({0}); fix redis.url or remove the redis section"
@@ -141,6 +153,11 @@ impl AppState {
                 config.models.iter().map(|m| m.name.as_str()),
                 config.providers.iter().map(|p| p.name.as_str()),
             )),
+            rest: crate::rest::RestRoutes::from_config(config),
+            rest_client: rest_client(config)?,
+            cache: crate::cache::build(config)
+                .await
+                .map_err(StateError::Cache)?,
             keys_revision: AtomicI64::new(-1),
             policy_revision: AtomicI64::new(-1),
         });
@@ -312,6 +329,17 @@ async fn limiter_for(config: &Config) -> Result<Limiter, StateError> {
             Ok(Limiter::new(Arc::new(backend), mode))
         }
     }
+}
+
+/// The client of the REST routes: pooled, connect timeout from the server settings.
+fn rest_client(config: &Config) -> Result<reqwest::Client, StateError> {
+    reqwest::Client::builder()
+        .connect_timeout(config.server.timeouts.connect.0)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| StateError::RestClient(e.to_string()))
 }
 
 /// A batch writer flush that calls one store method.
