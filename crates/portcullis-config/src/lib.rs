@@ -3,11 +3,13 @@
 
 mod env;
 mod load;
+mod security;
 mod types;
 mod units;
 mod validate;
 
-pub use load::{load_file, load_str, Loaded};
+pub use load::{load_file, load_str, Loaded, LITERAL_SECRET_WARNING};
+pub use security::*;
 pub use types::*;
 pub use units::{ByteSize, Seconds};
 

@@ -2,6 +2,7 @@
 //! each section and list item on its own (so every problem is found in one pass), validation.
 
 use crate::env;
+use crate::security::{AlertsConfig, AuditConfig};
 use crate::types::{Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig};
 use crate::validate::{validate, Positions};
 use crate::{ConfigError, Problem};
@@ -64,6 +65,8 @@ pub fn load_str(
         providers: Vec::new(),
         models: Vec::new(),
         redis: None,
+        audit: AuditConfig::default(),
+        alerts: AlertsConfig::default(),
     };
     for (key, value) in map {
         let Some(key) = key.as_str().map(str::to_owned) else {
@@ -92,9 +95,19 @@ pub fn load_str(
             "redis" => {
                 config.redis = section::<Option<RedisConfig>>(&key, value, &mut problems).flatten()
             }
+            "audit" => {
+                if let Some(v) = section::<AuditConfig>(&key, value, &mut problems) {
+                    config.audit = v;
+                }
+            }
+            "alerts" => {
+                if let Some(v) = section::<AlertsConfig>(&key, value, &mut problems) {
+                    config.alerts = v;
+                }
+            }
             other => problems.push(problem(
                 other,
-                "unknown field; expected one of: server, store, providers, models, redis",
+                "unknown field; expected one of: server, store, providers, models, redis, audit, alerts",
             )),
         }
     }
@@ -283,6 +296,11 @@ fn default_aws_credentials(root: &mut Value, lookup: &dyn Fn(&str) -> Option<Str
     }
 }
 
+/// Message of the warning given for a secret written literally in the file (rather than
+/// as `${ENV_VAR}`); `portcullis audit config` turns these warnings into findings.
+pub const LITERAL_SECRET_WARNING: &str =
+    "literal secret in the configuration file; prefer ${ENV_VAR}";
+
 fn note_literal_secrets(root: &Value, warnings: &mut Vec<Problem>) {
     let Some(providers) = root.get("providers").and_then(Value::as_sequence) else {
         return;
@@ -293,7 +311,7 @@ fn note_literal_secrets(root: &Value, warnings: &mut Vec<Problem>) {
                 if !env::references_env(key) {
                     warnings.push(problem(
                         format!("providers[{i}].{field}"),
-                        "literal secret in the configuration file; prefer ${ENV_VAR}",
+                        LITERAL_SECRET_WARNING,
                     ));
                 }
             }

@@ -26,6 +26,12 @@ pub struct Config {
     /// Shared rate-limit and budget counters for several gateway instances.
     #[serde(default)]
     pub redis: Option<RedisConfig>,
+    /// Audit-trail queue and forwarding (JSON lines file, syslog).
+    #[serde(default)]
+    pub audit: crate::security::AuditConfig,
+    /// Anomaly alerts: rule thresholds, webhook, deduplication.
+    #[serde(default)]
+    pub alerts: crate::security::AlertsConfig,
 }
 
 /// Redis for shared limits.
@@ -65,6 +71,8 @@ impl Config {
                 price: None,
             }],
             redis: None,
+            audit: Default::default(),
+            alerts: Default::default(),
         }
     }
 

@@ -24,6 +24,7 @@ pub fn validate(
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<Problem>,
 ) {
+    crate::security::validate(&config.audit, &config.alerts, problems);
     let mut push = |path: String, message: String| problems.push(Problem { path, message });
     let server = &config.server;
     if server.listen == server.admin_listen {
