@@ -3,9 +3,11 @@
 //! The same moment records the request metrics (requests, latencies, tokens, upstream
 //! errors) into the [`Metrics`] registry: the one place they are recorded.
 
+use crate::alerts::Observation;
 use crate::error::ErrorCode;
+use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -16,6 +18,7 @@ use portcullis_telemetry::metrics::{
     self, GuardrailAction, Metrics, RequestSample, Route, UpstreamErrorClass,
 };
 use portcullis_wire::openai::Usage;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -133,11 +136,16 @@ impl AccessNote {
 /// `AccessNote` to handlers, and logs the access line and records metrics when the
 /// response body ends.
 pub async fn track(
-    State(metrics): State<Arc<Metrics>>,
+    State(state): State<Arc<AppState>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    let metrics = state.metrics.clone();
+    let client_ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let id = request
         .headers()
         .get("x-request-id")
@@ -165,6 +173,8 @@ pub async fn track(
     let line = AccessLine {
         route: Route::from_path(&path),
         metrics,
+        state,
+        client_ip,
         streaming,
         first_frame: None,
         id,
@@ -188,6 +198,8 @@ pub async fn track(
 struct AccessLine {
     route: Route,
     metrics: Arc<Metrics>,
+    state: Arc<AppState>,
+    client_ip: Option<IpAddr>,
     streaming: bool,
     first_frame: Option<Instant>,
     id: Arc<str>,
@@ -227,6 +239,7 @@ impl AccessLine {
                 (true, None) => "complete",
             };
             self.record_metrics(f, outcome);
+            self.observe(f, &usage);
             portcullis_telemetry::access_log::write(&AccessRecord {
                 request_id: &self.id,
                 method: &self.method,
@@ -248,6 +261,29 @@ impl AccessLine {
 }
 
 impl AccessLine {
+    /// Hands the request to the anomaly alert engine (a channel send, never a wait).
+    fn observe(&self, f: &NoteFields, usage: &Usage) {
+        let cost_micros = f
+            .model
+            .as_deref()
+            .and_then(|m| self.state.routes.get(m))
+            .and_then(|r| r.price)
+            .map_or(0, |p| {
+                p.cost_micros(
+                    usage.prompt_tokens,
+                    f.cached_tokens,
+                    usage.completion_tokens,
+                )
+            });
+        self.state.alerts.observe(Observation {
+            ip: self.client_ip,
+            key_id: f.key_id.as_deref().map(Arc::from),
+            status: self.status.as_u16(),
+            tokens: usage.prompt_tokens + usage.completion_tokens,
+            cost_micros,
+        });
+    }
+
     /// Records the request metrics; the access note's lock is held by the caller.
     fn record_metrics(&self, f: &NoteFields, outcome: &str) {
         let total = self.started.elapsed();
