@@ -1,6 +1,7 @@
 //! Reading a configuration document: YAML, `${ENV}` substitution, strict typed parsing of
 //! each section and list item on its own (so every problem is found in one pass), validation.
 
+use crate::edge::{CacheConfig, RouteConfig};
 use crate::env;
 use crate::security::{AlertsConfig, AuditConfig};
 use crate::types::{Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig};
@@ -67,6 +68,8 @@ pub fn load_str(
         redis: None,
         audit: AuditConfig::default(),
         alerts: AlertsConfig::default(),
+        routes: Vec::new(),
+        cache: None,
     };
     for (key, value) in map {
         let Some(key) = key.as_str().map(str::to_owned) else {
@@ -105,9 +108,15 @@ pub fn load_str(
                     config.alerts = v;
                 }
             }
+            "routes" => {
+                (config.routes, positions.routes) = items::<RouteConfig>(&key, value, &mut problems)
+            }
+            "cache" => {
+                config.cache = section::<Option<CacheConfig>>(&key, value, &mut problems).flatten()
+            }
             other => problems.push(problem(
                 other,
-                "unknown field; expected one of: server, store, providers, models, redis, audit, alerts",
+                "unknown field; expected one of: server, store, providers, models, redis, routes, cache, audit, alerts",
             )),
         }
     }

@@ -32,6 +32,12 @@ pub struct Config {
     /// Anomaly alerts: rule thresholds, webhook, deduplication.
     #[serde(default)]
     pub alerts: crate::security::AlertsConfig,
+    /// Plain HTTP services served under path prefixes (see [`crate::RouteConfig`]).
+    #[serde(default)]
+    pub routes: Vec<crate::RouteConfig>,
+    /// The response cache; absent = no caching.
+    #[serde(default)]
+    pub cache: Option<crate::CacheConfig>,
 }
 
 /// Redis for shared limits.
@@ -73,6 +79,8 @@ impl Config {
             redis: None,
             audit: Default::default(),
             alerts: Default::default(),
+            routes: Vec::new(),
+            cache: None,
         }
     }
 

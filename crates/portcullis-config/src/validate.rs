@@ -15,6 +15,8 @@ pub struct Positions {
     pub models: Vec<usize>,
     /// Every provider name written in the document.
     pub provider_names: Vec<String>,
+    /// Document index of each parsed route.
+    pub routes: Vec<usize>,
 }
 
 /// Adds every error and warning about `config` to the given lists.
@@ -252,6 +254,13 @@ pub fn validate(
             }
         }
     }
+    crate::edge::validate_edge(
+        &config.routes,
+        &positions.routes,
+        config.cache.as_ref(),
+        config.redis.is_some(),
+        problems,
+    );
 }
 
 fn is_loopback(addr: SocketAddr) -> bool {
@@ -281,7 +290,7 @@ fn check_http_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn is_header_name(name: &str) -> bool {
+pub(crate) fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

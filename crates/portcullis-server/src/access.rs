@@ -50,6 +50,7 @@ struct NoteFields {
     guardrails: Vec<(String, &'static str)>,
     upstream: Option<(Instant, Instant)>,
     rate_headers: Vec<(HeaderName, HeaderValue)>,
+    cache_hit: bool,
     on_finish: Option<OnFinish>,
 }
 
@@ -66,6 +67,8 @@ pub struct Finished {
     pub cached_tokens: u64,
     /// Whether a usage record should be written.
     pub record_usage: bool,
+    /// Served from the gateway's response cache (no upstream call, no cost).
+    pub cache_hit: bool,
 }
 
 impl Finished {
@@ -77,6 +80,7 @@ impl Finished {
             usage: Usage::default(),
             cached_tokens: 0,
             record_usage: false,
+            cache_hit: false,
         }
     }
 }
@@ -116,6 +120,10 @@ impl AccessNote {
     /// Sets the x-ratelimit-* headers every response of this request carries.
     pub fn rate_headers(&self, headers: Vec<(HeaderName, HeaderValue)>) {
         self.with(|f| f.rate_headers = headers);
+    }
+    /// Marks the answer as served from the gateway's response cache.
+    pub fn cache_hit(&self) {
+        self.with(|f| f.cache_hit = true);
     }
     /// Registers the settlement to run when the response is over.
     pub fn on_finish(&self, f: OnFinish) {
@@ -224,6 +232,7 @@ impl AccessLine {
                         usage: f.usage.unwrap_or_default(),
                         cached_tokens: f.cached_tokens,
                         record_usage: true,
+                        cache_hit: f.cache_hit,
                     },
                 )
             })

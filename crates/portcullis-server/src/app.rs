@@ -28,7 +28,7 @@ pub fn data_plane(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(openai::list_models))
         .route(PUBLIC_ROUTES[0], get(healthz))
         .route(PUBLIC_ROUTES[1], get(readyz))
-        .fallback(openai::not_found)
+        .fallback(crate::rest::dispatch)
         .method_not_allowed_fallback(openai::method_not_allowed)
         .with_state(state)
         .layer(CatchPanicLayer::custom(on_panic))

@@ -100,7 +100,7 @@ async fn handle(
         let mut request = translate::decode_request(inbound, &bytes)?;
         request.model = route.upstream_model.clone();
         if let Some(g) = guard.as_mut() {
-            g.scan_request(&mut request)?;
+            g.scan_request(&mut request).await?;
         }
         translate::encode_request(&provider, &request)?
     };
@@ -142,7 +142,7 @@ async fn handle(
             let mut response =
                 translate::decode_response(&provider, &route.upstream_model, &bytes)?;
             if let Some(g) = guard.as_mut() {
-                g.scan_response(&mut response)?;
+                g.scan_response(&mut response).await?;
             }
             if let Some(usage) = &response.usage {
                 note.usage(translate::log_usage(usage));

@@ -71,6 +71,12 @@ pub struct AppState {
     /// The configuration the gateway runs with and the loader's warnings (for the
     /// configuration security audit of the admin API).
     pub config: ConfigSource,
+    /// REST routes (plain HTTP services), longest prefix first.
+    pub rest: crate::rest::RestRoutes,
+    /// HTTP client of the REST routes (no redirects followed: they go back to the client).
+    pub rest_client: reqwest::Client,
+    /// The response cache, when the configuration has a `cache` section.
+    pub cache: Option<portcullis_cache::Cache>,
     keys_revision: AtomicI64,
     policy_revision: AtomicI64,
 }
@@ -98,6 +104,12 @@ pub enum StateError {
     /// An audit forwarding destination cannot be opened.
     #[error(transparent)]
     Audit(#[from] crate::audit_trail::ForwardError),
+    /// The response cache cannot be set up (its Redis is unreachable).
+    #[error("cannot set up the response cache: {0}")]
+    Cache(String),
+    /// The HTTP client of the REST routes cannot be built.
+    #[error("cannot build the HTTP client of the REST routes: {0}")]
+    RestClient(String),
     /// Redis for shared limits is unreachable at start.
     #[error(
         "cannot connect to Redis for rate limits ({0}); fix redis.url or remove the redis section"
@@ -162,6 +174,11 @@ impl AppState {
                 config: Arc::new(config.clone()),
                 warnings: std::sync::OnceLock::new(),
             },
+            rest: crate::rest::RestRoutes::from_config(config),
+            rest_client: rest_client(config)?,
+            cache: crate::cache::build(config)
+                .await
+                .map_err(StateError::Cache)?,
             keys_revision: AtomicI64::new(-1),
             policy_revision: AtomicI64::new(-1),
         });
@@ -327,6 +344,17 @@ async fn limiter_for(config: &Config) -> Result<Limiter, StateError> {
             Ok(Limiter::new(Arc::new(backend), mode))
         }
     }
+}
+
+/// The client of the REST routes: pooled, connect timeout from the server settings.
+fn rest_client(config: &Config) -> Result<reqwest::Client, StateError> {
+    reqwest::Client::builder()
+        .connect_timeout(config.server.timeouts.connect.0)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| StateError::RestClient(e.to_string()))
 }
 
 /// A batch writer flush that calls one store method.

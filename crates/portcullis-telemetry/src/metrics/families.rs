@@ -89,6 +89,7 @@ impl Metrics {
                 }
             }
             MetricName::CacheHitsTotal => w.sample(name, &[], self.cache_hits.get(0) as f64),
+            MetricName::CacheMissesTotal => w.sample(name, &[], self.cache_misses.get(0) as f64),
             MetricName::RateLimitRejectionsTotal => {
                 for k in RateLimitKind::ALL {
                     let v = self.rate_limited.get(k.index());

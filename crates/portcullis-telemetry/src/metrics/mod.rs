@@ -53,6 +53,8 @@ pub enum MetricName {
     CostMicrosTotal,
     /// Responses served from the gateway cache.
     CacheHitsTotal,
+    /// Cacheable requests the cache could not answer.
+    CacheMissesTotal,
     /// Requests refused by a rate or concurrency limit, by kind.
     RateLimitRejectionsTotal,
     /// Requests refused by an exhausted budget.
@@ -86,6 +88,7 @@ impl MetricName {
         MetricName::TokensTotal,
         MetricName::CostMicrosTotal,
         MetricName::CacheHitsTotal,
+        MetricName::CacheMissesTotal,
         MetricName::RateLimitRejectionsTotal,
         MetricName::BudgetRejectionsTotal,
         MetricName::GuardrailActionsTotal,
@@ -110,6 +113,7 @@ impl MetricName {
             TokensTotal => "portcullis_tokens_total",
             CostMicrosTotal => "portcullis_cost_usd_micros_total",
             CacheHitsTotal => "portcullis_cache_hits_total",
+            CacheMissesTotal => "portcullis_cache_misses_total",
             RateLimitRejectionsTotal => "portcullis_rate_limit_rejections_total",
             BudgetRejectionsTotal => "portcullis_budget_rejections_total",
             GuardrailActionsTotal => "portcullis_guardrail_actions_total",
@@ -145,6 +149,7 @@ impl MetricName {
             TokensTotal => "Tokens reported by upstreams, by direction (in = prompt, out = completion).",
             CostMicrosTotal => "Cost in micro-USD computed from configured prices, by model and team.",
             CacheHitsTotal => "Responses served from the gateway cache.",
+            CacheMissesTotal => "Cacheable requests the gateway cache could not answer (sent upstream).",
             RateLimitRejectionsTotal => "Requests refused by a rate or concurrency limit.",
             BudgetRejectionsTotal => "Requests refused because a budget was exhausted.",
             GuardrailActionsTotal => "Guardrail interventions by rule and action.",
@@ -201,6 +206,7 @@ pub struct Metrics {
     tokens: Counters,
     cost: Counters,
     cache_hits: Counters,
+    cache_misses: Counters,
     rate_limited: Counters,
     budget: Counters,
     guardrail: Counters,
@@ -234,6 +240,7 @@ impl Metrics {
             tokens: Counters::new(Direction::ALL.len() * m),
             cost: Counters::new(m * teams.len()),
             cache_hits: Counters::new(1),
+            cache_misses: Counters::new(1),
             rate_limited: Counters::new(RateLimitKind::ALL.len()),
             budget: Counters::new(1),
             guardrail: Counters::new(rules.len() * GuardrailAction::ALL.len()),
@@ -294,6 +301,11 @@ impl Metrics {
     /// A response served from the gateway cache.
     pub fn cache_hit(&self) {
         self.cache_hits.add(0, 1);
+    }
+
+    /// A cacheable request the gateway cache could not answer.
+    pub fn cache_miss(&self) {
+        self.cache_misses.add(0, 1);
     }
 
     /// A request refused by a rate or concurrency limit.
