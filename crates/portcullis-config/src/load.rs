@@ -3,6 +3,7 @@
 
 use crate::edge::{CacheConfig, RouteConfig};
 use crate::env;
+use crate::security::{AlertsConfig, AuditConfig};
 use crate::types::{Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig};
 use crate::validate::{validate, Positions};
 use crate::{ConfigError, Problem};
@@ -67,6 +68,8 @@ pub fn load_str(
         redis: None,
         logs: crate::LogsConfig::default(),
         reports: crate::ReportsConfig::default(),
+        audit: AuditConfig::default(),
+        alerts: AlertsConfig::default(),
         routes: Vec::new(),
         cache: None,
     };
@@ -97,6 +100,16 @@ pub fn load_str(
             "redis" => {
                 config.redis = section::<Option<RedisConfig>>(&key, value, &mut problems).flatten()
             }
+            "audit" => {
+                if let Some(v) = section::<AuditConfig>(&key, value, &mut problems) {
+                    config.audit = v;
+                }
+            }
+            "alerts" => {
+                if let Some(v) = section::<AlertsConfig>(&key, value, &mut problems) {
+                    config.alerts = v;
+                }
+            }
             "routes" => {
                 (config.routes, positions.routes) = items::<RouteConfig>(&key, value, &mut problems)
             }
@@ -115,7 +128,7 @@ pub fn load_str(
             }
             other => problems.push(problem(
                 other,
-                "unknown field; expected one of: server, store, providers, models, redis, routes, cache, logs, reports",
+                "unknown field; expected one of: server, store, providers, models, redis, routes, cache, audit, alerts, logs, reports",
             )),
         }
     }
@@ -304,6 +317,11 @@ fn default_aws_credentials(root: &mut Value, lookup: &dyn Fn(&str) -> Option<Str
     }
 }
 
+/// Message of the warning given for a secret written literally in the file (rather than
+/// as `${ENV_VAR}`); `portcullis audit config` turns these warnings into findings.
+pub const LITERAL_SECRET_WARNING: &str =
+    "literal secret in the configuration file; prefer ${ENV_VAR}";
+
 fn note_literal_secrets(root: &Value, warnings: &mut Vec<Problem>) {
     let Some(providers) = root.get("providers").and_then(Value::as_sequence) else {
         return;
@@ -314,7 +332,7 @@ fn note_literal_secrets(root: &Value, warnings: &mut Vec<Problem>) {
                 if !env::references_env(key) {
                     warnings.push(problem(
                         format!("providers[{i}].{field}"),
-                        "literal secret in the configuration file; prefer ${ENV_VAR}",
+                        LITERAL_SECRET_WARNING,
                     ));
                 }
             }

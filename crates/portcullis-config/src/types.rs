@@ -32,6 +32,12 @@ pub struct Config {
     /// Scheduled reports.
     #[serde(default)]
     pub reports: crate::ReportsConfig,
+    /// Audit-trail queue and forwarding (JSON lines file, syslog).
+    #[serde(default)]
+    pub audit: crate::security::AuditConfig,
+    /// Anomaly alerts: rule thresholds, webhook, deduplication.
+    #[serde(default)]
+    pub alerts: crate::security::AlertsConfig,
     /// Plain HTTP services served under path prefixes (see [`crate::RouteConfig`]).
     #[serde(default)]
     pub routes: Vec<crate::RouteConfig>,
@@ -79,6 +85,8 @@ impl Config {
             redis: None,
             logs: crate::LogsConfig::default(),
             reports: crate::ReportsConfig::default(),
+            audit: Default::default(),
+            alerts: Default::default(),
             routes: Vec::new(),
             cache: None,
         }

@@ -26,6 +26,7 @@ pub fn validate(
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<Problem>,
 ) {
+    crate::security::validate(&config.audit, &config.alerts, problems);
     let mut push = |path: String, message: String| problems.push(Problem { path, message });
     crate::records::validate(&config.logs, &config.reports, &mut push);
     let server = &config.server;

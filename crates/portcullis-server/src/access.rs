@@ -4,12 +4,12 @@
 //! errors) into the [`Metrics`] registry: the one place they are recorded, and queues the
 //! data-plane request's record for the request log ([`crate::request_log`]).
 
+use crate::alerts::Observation;
 use crate::error::{ErrorCode, ErrorReason};
 use crate::request_log::{LogEntry, RawBodies, CAPTURE_CAP};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -23,7 +23,7 @@ use portcullis_telemetry::metrics::{
     self, GuardrailAction, Metrics, RequestSample, Route, UpstreamErrorClass,
 };
 use portcullis_wire::openai::Usage;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -172,8 +172,16 @@ impl AccessNote {
 /// `AccessNote` to handlers, and logs the access line and records metrics when the
 /// response body ends.
 pub async fn track(State(tracking): State<Tracking>, mut request: Request, next: Next) -> Response {
-    let Tracking { metrics, logs } = tracking;
+    let Tracking {
+        state,
+        request_logs,
+    } = tracking;
     let started = Instant::now();
+    let metrics = state.metrics.clone();
+    let client_ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let id = request
         .headers()
         .get("x-request-id")
@@ -184,10 +192,6 @@ pub async fn track(State(tracking): State<Tracking>, mut request: Request, next:
     let note = Arc::new(AccessNote::default());
     let method = request.method().clone();
     let path: Arc<str> = Arc::from(request.uri().path());
-    let client_ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
     request.extensions_mut().insert(RequestId(id.clone()));
     request.extensions_mut().insert(note.clone());
     let mut response = next.run(request).await;
@@ -202,21 +206,22 @@ pub async fn track(State(tracking): State<Tracking>, mut request: Request, next:
         .headers()
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let logs = logs.filter(|_| !crate::app::PUBLIC_ROUTES.contains(&path.as_ref()));
-    let captured = match logs.is_some() && note.with(|f| f.bodies.is_some()) {
+    let logs = request_logs && !crate::app::PUBLIC_ROUTES.contains(&path.as_ref());
+    let captured = match logs && note.with(|f| f.bodies.is_some()) {
         true => Some(Vec::new()),
         false => None,
     };
     let line = AccessLine {
         logs,
         captured,
-        client_ip,
         reason: response
             .extensions()
             .get::<ErrorReason>()
             .map(|r| r.0.clone()),
         route: Route::from_path(&path),
         metrics,
+        state,
+        client_ip,
         streaming,
         first_frame: None,
         id,
@@ -237,23 +242,24 @@ pub async fn track(State(tracking): State<Tracking>, mut request: Request, next:
     )
 }
 
-/// State of the [`track`] middleware: the metrics registry and, on the data plane, the
-/// gateway state whose request-log writer receives a record per request.
+/// State of the [`track`] middleware: the gateway state (metrics, alerts, the request-log
+/// writer) and whether this plane's requests go to the request log (data plane only).
 #[derive(Clone)]
 pub struct Tracking {
-    /// Where request metrics are recorded.
-    pub metrics: Arc<Metrics>,
-    /// The state holding the request-log writer (`None`: no request logs, e.g. admin plane).
-    pub logs: Option<Arc<AppState>>,
+    /// The gateway state.
+    pub state: Arc<AppState>,
+    /// Write a request-log record per request.
+    pub request_logs: bool,
 }
 
 struct AccessLine {
-    logs: Option<Arc<AppState>>,
+    logs: bool,
     captured: Option<Vec<u8>>,
-    client_ip: Option<std::net::IpAddr>,
     reason: Option<Arc<str>>,
     route: Route,
     metrics: Arc<Metrics>,
+    state: Arc<AppState>,
+    client_ip: Option<IpAddr>,
     streaming: bool,
     first_frame: Option<Instant>,
     id: Arc<str>,
@@ -295,6 +301,7 @@ impl AccessLine {
                 (true, None) => "complete",
             };
             self.record_metrics(f, outcome);
+            self.observe(f, &usage);
             portcullis_telemetry::access_log::write(&AccessRecord {
                 request_id: &self.id,
                 method: &self.method,
@@ -326,8 +333,10 @@ impl AccessLine {
         latency_us: u64,
         captured: Option<Vec<u8>>,
     ) {
-        let Some(state) = &self.logs else { return };
-        let Some(writer) = &state.request_logs else {
+        if !self.logs {
+            return;
+        }
+        let Some(writer) = &self.state.request_logs else {
             return;
         };
         let usage = f.usage.unwrap_or_default();
@@ -382,6 +391,29 @@ impl AccessLine {
             response_body: None,
         };
         writer.push(LogEntry { record, bodies });
+    }
+
+    /// Hands the request to the anomaly alert engine (a channel send, never a wait).
+    fn observe(&self, f: &NoteFields, usage: &Usage) {
+        let cost_micros = f
+            .model
+            .as_deref()
+            .and_then(|m| self.state.routes.get(m))
+            .and_then(|r| r.price)
+            .map_or(0, |p| {
+                p.cost_micros(
+                    usage.prompt_tokens,
+                    f.cached_tokens,
+                    usage.completion_tokens,
+                )
+            });
+        self.state.alerts.observe(Observation {
+            ip: self.client_ip,
+            key_id: f.key_id.as_deref().map(Arc::from),
+            status: self.status.as_u16(),
+            tokens: usage.prompt_tokens + usage.completion_tokens,
+            cost_micros,
+        });
     }
 
     /// Records the request metrics; the access note's lock is held by the caller.

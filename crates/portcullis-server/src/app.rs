@@ -20,8 +20,8 @@ pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/readyz"];
 /// Client-facing router.
 pub fn data_plane(state: Arc<AppState>) -> Router {
     let tracking = access::Tracking {
-        metrics: state.metrics.clone(),
-        logs: Some(state.clone()),
+        state: state.clone(),
+        request_logs: true,
     };
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
@@ -47,8 +47,8 @@ pub fn data_plane(state: Arc<AppState>) -> Router {
 /// authentication (default deny, unknown `/api/` paths included).
 pub fn admin_plane(state: Arc<AppState>) -> Router {
     let tracking = access::Tracking {
-        metrics: state.metrics.clone(),
-        logs: None,
+        state: state.clone(),
+        request_logs: false,
     };
     let api = crate::admin::router()
         .fallback(|| async { GatewayError::NotFound })

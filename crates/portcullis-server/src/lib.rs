@@ -3,11 +3,14 @@
 
 pub mod access;
 pub mod admin;
+pub mod alerts;
 pub mod app;
+pub mod audit_trail;
 pub mod auth;
 pub mod body;
 pub mod cache;
 pub mod chat;
+pub mod config_audit;
 pub mod enforce;
 pub mod error;
 pub mod guard;

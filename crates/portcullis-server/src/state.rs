@@ -66,6 +66,13 @@ pub struct AppState {
     pub limiter_unavailable: [AtomicU64; 2],
     /// Prometheus metrics, labeled by the configured model and provider names.
     pub metrics: Arc<Metrics>,
+    /// Anomaly alert engine fed by the access log's finish hook.
+    pub alerts: crate::alerts::Alerts,
+    /// The audit queue: admin actions on their way to the hash-chained log and forwarding.
+    pub audit: crate::audit_trail::AuditTrail,
+    /// The configuration the gateway runs with and the loader's warnings (for the
+    /// configuration security audit of the admin API).
+    pub config: ConfigSource,
     /// REST routes (plain HTTP services), longest prefix first.
     pub rest: crate::rest::RestRoutes,
     /// HTTP client of the REST routes (no redirects followed: they go back to the client).
@@ -74,6 +81,14 @@ pub struct AppState {
     pub cache: Option<portcullis_cache::Cache>,
     keys_revision: AtomicI64,
     policy_revision: AtomicI64,
+}
+
+/// The running configuration and its load warnings.
+pub struct ConfigSource {
+    /// The configuration the gateway was started with.
+    pub config: Arc<Config>,
+    /// The loader's warnings (literal secrets, ...), set once by the binary after start.
+    pub warnings: std::sync::OnceLock<Vec<portcullis_config::Problem>>,
 }
 
 /// A state construction failure.
@@ -88,6 +103,9 @@ pub enum StateError {
     /// The stored policy cannot be loaded.
     #[error("cannot load the security policy: {0}")]
     Policy(String),
+    /// An audit forwarding destination cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::audit_trail::ForwardError),
     /// The response cache cannot be set up (its Redis is unreachable).
     #[error("cannot set up the response cache: {0}")]
     Cache(String),
@@ -120,6 +138,12 @@ impl AppState {
             }
         }
         let limiter = limiter_for(config).await?;
+        let metrics = Arc::new(Metrics::new(
+            config.models.iter().map(|m| m.name.as_str()),
+            config.providers.iter().map(|p| p.name.as_str()),
+        ));
+        let alerts = crate::alerts::Alerts::start(&config.alerts, store.clone(), metrics.clone());
+        let audit = crate::audit_trail::AuditTrail::start(&config.audit, store.clone()).await?;
         let state = Arc::new(AppState {
             routes,
             model_order: config.models.iter().map(|m| m.name.clone()).collect(),
@@ -149,10 +173,13 @@ impl AppState {
             limiter,
             shadow_differences: AtomicU64::new(0),
             limiter_unavailable: [AtomicU64::new(0), AtomicU64::new(0)],
-            metrics: Arc::new(Metrics::new(
-                config.models.iter().map(|m| m.name.as_str()),
-                config.providers.iter().map(|p| p.name.as_str()),
-            )),
+            metrics,
+            alerts,
+            audit,
+            config: ConfigSource {
+                config: Arc::new(config.clone()),
+                warnings: std::sync::OnceLock::new(),
+            },
             rest: crate::rest::RestRoutes::from_config(config),
             rest_client: rest_client(config)?,
             cache: crate::cache::build(config)
@@ -297,16 +324,21 @@ impl AppState {
                 logs.dropped(),
             );
         }
+        let audit = &self.audit;
+        m.set_queue(metrics::Queue::Audit, audit.depth() as u64, audit.dropped());
         self.metrics.render()
     }
 
-    /// Final flush at shutdown: request logs, usage, shadow events, last-use times.
+    /// Final flush at shutdown: request logs, usage, shadow events, alerts, audit records,
+    /// last-use times.
     pub async fn on_shutdown(&self) {
         if let Some(logs) = &self.request_logs {
             logs.shutdown().await;
         }
         self.usage_writer.shutdown().await;
         self.shadow_writer.shutdown().await;
+        self.alerts.shutdown().await;
+        self.audit.shutdown().await;
         self.flush_last_used().await;
     }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use common::{add_identity_key, Harness};
 use portcullis_policy::document::parse_policy;
-use portcullis_store::{GuardrailEntry, NewAuditEntry, NewRequestLog, Store};
+use portcullis_store::{GuardrailEntry, NewAlert, NewAuditEntry, NewRequestLog, Store};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -85,6 +85,23 @@ async fn seed(store: &Store) {
     audit(store, from + 6, "policy.apply", "2").await;
     audit(store, from + 7, "policy.show", "2").await;
     audit(store, to, "key.revoke", "key_outside_after").await;
+    for (at, subject, n) in [
+        (from - 1, "ip:198.51.100.1", 1),
+        (from + 30, "ip:203.0.113.7", 3),
+        (to, "ip:198.51.100.2", 1),
+    ] {
+        let alert = NewAlert {
+            at,
+            rule: "auth_failures".into(),
+            subject: subject.into(),
+            severity: "high".into(),
+            message: format!("20 refused requests from {subject}"),
+            key_id: None,
+            team: None,
+            detail: json!({}),
+        };
+        store.record_alert(&alert, n, 0).await.unwrap();
+    }
     let v1 = "version: 1\nteams:\n  a:\n    models: [gpt-test]\n";
     let v2 = "version: 1\nteams:\n  a:\n    models: [gpt-test]\n  b:\n    models: [other]\n";
     for (doc, at) in [(v1, from - 10), (v2, from + 6)] {
@@ -253,11 +270,14 @@ async fn a_report_covers_exactly_its_period_in_every_format() {
         r["daily"],
         json!([[from / 86_400 * 86_400, 2, 0], [to / 86_400 * 86_400, 1, 1]])
     );
-    assert_eq!(r["anomalies"]["available"], false);
-    assert!(r["anomalies"]["note"]
-        .as_str()
-        .unwrap()
-        .contains("alerts table"));
+    let alerts = r["anomalies"]["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{}", r["anomalies"]);
+    assert_eq!(alerts[0]["subject"], "ip:203.0.113.7");
+    assert_eq!(r["anomalies"]["occurrences"], 3);
+    assert_eq!(
+        r["anomalies"]["by_rule"],
+        json!([{"label": "auth_failures", "count": 1}])
+    );
     assert_eq!(r["audit_chain"]["intact"], true);
     assert!(r["audit_chain"]["summary"]
         .as_str()
@@ -302,6 +322,8 @@ async fn a_report_covers_exactly_its_period_in_every_format() {
         "header + one row"
     );
     assert_eq!(sections["denied"][1][1], "last");
+    assert_eq!(sections["anomalies"][1][5], "ip:203.0.113.7");
+    assert_eq!(sections["anomalies"].as_array().unwrap().len(), 2);
     let diff = sections["policy_changes"][1][5].as_str().unwrap();
     assert!(
         diff.contains("+ teams.b"),
@@ -313,7 +335,7 @@ async fn a_report_covers_exactly_its_period_in_every_format() {
     let checked = python(HTML_CHECK, &html);
     assert_eq!(checked["balanced"], true);
     assert!(checked["tables"].as_u64().unwrap() >= 6, "{checked}");
-    assert!(checked["svgs"].as_u64().unwrap() >= 3, "charts: {checked}");
+    assert!(checked["svgs"].as_u64().unwrap() >= 4, "charts: {checked}");
     assert_eq!(checked["external"], json!([]), "self-contained");
     let text = checked["text"].as_str().unwrap();
     for needle in [
@@ -322,10 +344,16 @@ async fn a_report_covers_exactly_its_period_in_every_format() {
         "key_inside",
         "+ teams.b",
         "intact",
+        "ip:203.0.113.7",
     ] {
         assert!(text.contains(needle), "{needle} in the HTML text");
     }
-    for outside in ["mallory", "key_outside_before", "key_outside_after"] {
+    for outside in [
+        "mallory",
+        "key_outside_before",
+        "key_outside_after",
+        "198.51.100",
+    ] {
         assert!(!html.contains(outside), "{outside} is outside the period");
     }
 }

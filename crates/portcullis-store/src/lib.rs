@@ -10,7 +10,8 @@
 //! once (WAL mode, busy timeout).
 //!
 //! One file per concept: `keys`, `users` (users and teams), `policies`,
-//! `audit`, `shadow`, `usage` and `request_logs`, each with its records and its methods.
+//! `audit`, `shadow`, `usage`, `alerts` and `request_logs`, each with its records and its
+//! methods.
 //!
 //! Design notes:
 //! - One concrete pool per backend (no `sqlx::Any`), so each driver's types
@@ -35,13 +36,13 @@ macro_rules! with_pool {
     };
 }
 
+mod alerts;
 mod audit;
 pub mod audit_chain;
 mod connect;
 mod error;
 mod filter;
 mod keys;
-mod optional_tables;
 mod policies;
 mod request_logs;
 mod shadow;
@@ -49,11 +50,11 @@ pub mod testing;
 mod usage;
 mod users;
 
+pub use alerts::{AlertQuery, AlertRecord, AlertWrite, NewAlert};
 pub use audit::{AuditQuery, AuditRecord, NewAuditEntry, AUDIT_OUTCOMES};
 pub use audit_chain::{ChainHead, ChainVerdict, GENESIS_HASH};
 pub use error::{redact_url, StoreError};
 pub use keys::{KeyRecord, NewKey};
-pub use optional_tables::TextRow;
 pub use policies::{PolicyState, PolicyVersion, PolicyVersionSummary};
 pub use request_logs::{
     AccessSummary, GuardrailEntry, NewRequestLog, RequestLogQuery, RequestLogRecord,

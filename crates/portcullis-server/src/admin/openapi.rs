@@ -50,6 +50,8 @@ const OPS: &[Op] = &[
     op("get", "/api/v1/audit", "The audit log, newest first (keyset pagination with before_id)", "audit:read", &["since", "until", "actor", "action", "limit", "before_id"], Body::None),
     op("get", "/api/v1/logs", "Request logs, newest first (keyset pagination with before_id): who, model, status, latency, tokens, cost, guardrail actions, policy decision, redacted bodies when the team logs them", "logs:read (own / team / other-team)", &["from", "to", "team", "key", "principal", "model", "status", "denied", "limit", "before_id"], Body::None),
     op("get", "/api/v1/reports/compliance", "Compliance report of [from, to): access, denials, policy changes with diffs, key events, guardrail actions, anomalies, audit-chain verification; JSON, CSV or self-contained HTML", "audit:read + logs:read", &["from", "to", "format"], Body::None),
+    op("get", "/api/v1/audit/config", "Configuration security audit: findings (id, severity, what, where, fix), summary, worst", "audit:read", &[], Body::None),
+    op("get", "/api/v1/alerts", "Anomaly alerts, newest first: rule, subject, severity, first/last seen, count (keyset pagination)", "audit:read", &["since", "until", "rule", "subject", "limit", "before_id"], Body::None),
     op("get", "/api/v1/openapi.json", "This document", "any valid key", &[], Body::None),
 ];
 

@@ -6,7 +6,6 @@
 //! `=`, `+`, `@`, or `-` not followed by a digit) are prefixed with `'`.
 
 use super::{time_text, usd, ComplianceReport, Event};
-use std::collections::BTreeSet;
 
 /// Renders `report` as CSV.
 pub fn render(r: &ComplianceReport) -> String {
@@ -31,11 +30,8 @@ pub fn render(r: &ComplianceReport) -> String {
             ("cost_usd", usd(r.totals.cost_micros)),
             ("audit_chain", chain.to_string()),
             ("audit_chain_detail", r.audit_chain.summary.clone()),
-            ("anomalies_available", r.anomalies.available.to_string()),
-            (
-                "anomalies_note",
-                r.anomalies.note.clone().unwrap_or_default(),
-            ),
+            ("anomaly_alerts", r.anomalies.alerts.len().to_string()),
+            ("anomaly_occurrences", r.anomalies.occurrences.to_string()),
             ("denied_list_truncated", r.denied_truncated.to_string()),
         ]
         .into_iter()
@@ -147,22 +143,26 @@ pub fn render(r: &ComplianceReport) -> String {
             .iter()
             .map(|g| vec![g.rule.clone(), g.action.clone(), g.count.to_string()]),
     );
-    let columns: BTreeSet<&str> = r
-        .anomalies
-        .alerts
-        .iter()
-        .flat_map(|a| a.keys().map(String::as_str))
-        .collect();
-    let columns: Vec<&str> = columns.into_iter().collect();
     section(
         &mut out,
         "anomalies",
-        &columns,
+        &[
+            "id", "first_at", "last_at", "rule", "severity", "subject", "count", "key_id", "team",
+            "message",
+        ],
         r.anomalies.alerts.iter().map(|a| {
-            columns
-                .iter()
-                .map(|c| a.get(*c).cloned().flatten().unwrap_or_default())
-                .collect()
+            vec![
+                a.id.to_string(),
+                time_text(a.first_at),
+                time_text(a.last_at),
+                a.rule.clone(),
+                a.severity.clone(),
+                a.subject.clone(),
+                a.count.to_string(),
+                a.key_id.clone().unwrap_or_default(),
+                a.team.clone().unwrap_or_default(),
+                a.message.clone(),
+            ]
         }),
     );
     out

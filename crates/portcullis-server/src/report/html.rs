@@ -2,7 +2,6 @@
 //! inline SVG charts, no scripts, no external assets) to hand to an auditor.
 
 use super::{time_text, usd, ComplianceReport, Event};
-use std::collections::BTreeSet;
 use std::fmt::Write;
 
 const STYLE: &str = "body{font:14px/1.45 -apple-system,'Segoe UI',Helvetica,Arial,sans-serif;\
@@ -263,30 +262,46 @@ fn guardrails(h: &mut String, r: &ComplianceReport) {
 
 fn anomalies(h: &mut String, r: &ComplianceReport) {
     h.push_str("<h2 id=\"anomalies\">Anomalies</h2>");
-    if let Some(note) = &r.anomalies.note {
-        let _ = write!(h, "<p>{}</p>", esc(note));
-    }
-    if r.anomalies.alerts.is_empty() {
+    let a = &r.anomalies;
+    if a.alerts.is_empty() {
+        h.push_str("<p>No anomaly alert was raised in this period.</p>");
         return;
     }
-    let columns: Vec<&str> = r
-        .anomalies
-        .alerts
+    let _ = write!(
+        h,
+        "<p>{} alert(s), {} occurrence(s) in all (repeats within the deduplication window \
+         are folded into one alert).</p>",
+        a.alerts.len(),
+        a.occurrences
+    );
+    let bars: Vec<(String, i64)> = a
+        .by_rule
         .iter()
-        .flat_map(|a| a.keys().map(String::as_str))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
+        .map(|c| (c.label.clone(), c.count as i64))
         .collect();
-    let numeric = vec![false; columns.len()];
+    bar_chart(h, "Alerts by rule", &bars, "#d98a1c");
     table(
         h,
-        &columns,
-        &numeric,
-        r.anomalies.alerts.iter().map(|a| {
-            columns
-                .iter()
-                .map(|c| a.get(*c).cloned().flatten().unwrap_or_default())
-                .collect()
+        &[
+            "First seen (UTC)",
+            "Last seen (UTC)",
+            "Rule",
+            "Severity",
+            "Subject",
+            "Count",
+            "Message",
+        ],
+        &[false, false, false, false, false, true, false],
+        a.alerts.iter().map(|x| {
+            vec![
+                time_text(x.first_at),
+                time_text(x.last_at),
+                x.rule.clone(),
+                x.severity.clone(),
+                x.subject.clone(),
+                x.count.to_string(),
+                x.message.clone(),
+            ]
         }),
     );
 }

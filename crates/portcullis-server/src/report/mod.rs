@@ -1,6 +1,6 @@
 //! The compliance report over a period `[from, to)`: access by principal and team, denied
 //! requests and why, policy changes with their diffs, key lifecycle events, guardrail
-//! actions, anomaly alerts and the audit-chain verification — gathered from the store
+//! actions, anomaly alerts (first raised in the period) and the audit-chain verification — gathered from the store
 //! (shared by the CLI, the admin API and the schedule) and rendered as JSON, CSV or a
 //! self-contained HTML document.
 
@@ -11,8 +11,8 @@ use portcullis_config::ReportFormat;
 use portcullis_policy::diff::{diff, Change};
 use portcullis_policy::document::parse_policy;
 use portcullis_store::{
-    AccessSummary, AuditQuery, AuditRecord, ChainVerdict, RequestLogRecord, Store, StoreError,
-    TextRow,
+    AccessSummary, AlertQuery, AlertRecord, AuditQuery, AuditRecord, ChainVerdict,
+    RequestLogRecord, Store, StoreError,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -21,10 +21,8 @@ use std::collections::BTreeMap;
 pub const MAX_LISTED: u32 = 1000;
 /// Request logs read for guardrail and denial counts at most.
 const MAX_SCANNED: u32 = 100_000;
-/// Audit records read per page.
+/// Audit records and alerts read per page.
 const AUDIT_PAGE: u32 = 500;
-/// The table anomaly alerts are kept in.
-const ALERTS_TABLE: &str = "alerts";
 
 /// A compliance report.
 #[derive(Debug, Clone, Serialize)]
@@ -159,15 +157,15 @@ pub struct GuardrailCount {
     pub count: u64,
 }
 
-/// Anomaly alerts.
+/// Anomaly alerts first raised in the period.
 #[derive(Debug, Clone, Serialize)]
 pub struct Anomalies {
-    /// Whether the store keeps anomaly alerts at all.
-    pub available: bool,
-    /// A sentence for the reader when there is something to say (e.g. not available).
-    pub note: Option<String>,
-    /// The alerts of the period, each column as text.
-    pub alerts: Vec<TextRow>,
+    /// Alerts per rule (repeats folded into an alert counted in `occurrences`).
+    pub by_rule: Vec<Count>,
+    /// Occurrences of all alerts (an alert's `count` summed).
+    pub occurrences: i64,
+    /// The alerts, oldest first (at most [`MAX_LISTED`]).
+    pub alerts: Vec<AlertRecord>,
 }
 
 /// The audit-chain verification.
@@ -239,27 +237,7 @@ pub async fn compliance(
         .filter(|r| r.action.starts_with("key.") || r.action.starts_with("keys."))
         .map(event)
         .collect();
-    let anomalies = match store
-        .rows_between(ALERTS_TABLE, from, to, MAX_LISTED)
-        .await?
-    {
-        Some(alerts) => Anomalies {
-            available: true,
-            note: alerts
-                .is_empty()
-                .then(|| "no anomaly alerts were raised in this period".to_string()),
-            alerts,
-        },
-        None => Anomalies {
-            available: false,
-            note: Some(
-                "anomaly detection is not available in this gateway version: the store has no \
-                 alerts table, so no anomalies can be reported"
-                    .into(),
-            ),
-            alerts: Vec::new(),
-        },
-    };
+    let anomalies = anomalies(store, from, to).await?;
     let verdict = store.verify_audit_chain().await?;
     let audit_chain = ChainCheck {
         intact: verdict.is_intact(),
@@ -414,6 +392,46 @@ async fn policy_changes(
     }
     out.sort_by_key(|c| c.version);
     Ok(out)
+}
+
+/// Alerts first raised in `[from, to)`, oldest first, with counts per rule.
+async fn anomalies(store: &Store, from: i64, to: i64) -> Result<Anomalies, ReportError> {
+    let mut alerts: Vec<AlertRecord> = Vec::new();
+    let mut before_id = None;
+    loop {
+        let page = store
+            .list_alerts(&AlertQuery {
+                since: Some(from),
+                until: Some(to),
+                limit: AUDIT_PAGE,
+                before_id,
+                ..AlertQuery::default()
+            })
+            .await?;
+        let short = page.len() < AUDIT_PAGE as usize;
+        before_id = page.last().map(|a| a.id);
+        alerts.extend(page);
+        if short {
+            break;
+        }
+    }
+    alerts.reverse();
+    let mut by_rule: BTreeMap<String, u64> = BTreeMap::new();
+    for a in &alerts {
+        *by_rule.entry(a.rule.clone()).or_default() += 1;
+    }
+    let mut by_rule: Vec<Count> = by_rule
+        .into_iter()
+        .map(|(label, count)| Count { label, count })
+        .collect();
+    by_rule.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.label.cmp(&b.label)));
+    let occurrences = alerts.iter().map(|a| a.count).sum();
+    alerts.truncate(MAX_LISTED as usize);
+    Ok(Anomalies {
+        by_rule,
+        occurrences,
+        alerts,
+    })
 }
 
 /// Every audit record of `[from, to)`, oldest first.

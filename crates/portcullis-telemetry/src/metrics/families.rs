@@ -3,8 +3,8 @@
 //! unlabeled counters are always shown (so dashboards see explicit zeros).
 
 use super::labels::{
-    Direction, FailMode, GuardrailAction, Queue, RateLimitKind, Route, ShadowKind, Status,
-    UpstreamErrorClass,
+    AlertRule, Direction, FailMode, GuardrailAction, Queue, RateLimitKind, Route, ShadowKind,
+    Status, UpstreamErrorClass,
 };
 use super::render::Writer;
 use super::{MetricName, Metrics};
@@ -157,6 +157,12 @@ impl Metrics {
                 for mode in FailMode::ALL {
                     let v = self.fail_mode.get(mode.index());
                     w.sample(name, &[("mode", mode.label())], v as f64);
+                }
+            }
+            MetricName::AlertsTotal => {
+                for rule in AlertRule::ALL {
+                    let v = self.alerts.get(rule.index());
+                    w.sample(name, &[("rule", rule.label())], v as f64);
                 }
             }
         }

@@ -22,7 +22,7 @@ mod render;
 
 pub use cells::{HistogramSnapshot, LATENCY_BUCKETS};
 pub use labels::{
-    BoundedNames, BreakerState, Direction, FailMode, GuardrailAction, NameSet, Queue,
+    AlertRule, BoundedNames, BreakerState, Direction, FailMode, GuardrailAction, NameSet, Queue,
     RateLimitKind, Route, ShadowKind, Status, UpstreamErrorClass, NONE, OTHER, STATUS_ALLOWLIST,
 };
 pub use render::CONTENT_TYPE;
@@ -73,6 +73,8 @@ pub enum MetricName {
     ShadowDifferencesTotal,
     /// Limit checks decided by the fail mode because the limit store was unreachable.
     LimiterFailModeTotal,
+    /// Anomaly alert occurrences by rule (repeats inside the deduplication window included).
+    AlertsTotal,
 }
 
 impl MetricName {
@@ -96,6 +98,7 @@ impl MetricName {
         MetricName::QueueDroppedTotal,
         MetricName::ShadowDifferencesTotal,
         MetricName::LimiterFailModeTotal,
+        MetricName::AlertsTotal,
     ];
 
     /// The exposed name.
@@ -120,6 +123,7 @@ impl MetricName {
             QueueDroppedTotal => "portcullis_queue_dropped_total",
             ShadowDifferencesTotal => "portcullis_shadow_differences_total",
             LimiterFailModeTotal => "portcullis_limiter_fail_mode_total",
+            AlertsTotal => "portcullis_alerts_total",
         }
     }
 
@@ -155,6 +159,7 @@ impl MetricName {
             QueueDroppedTotal => "Records dropped because a background queue was full.",
             ShadowDifferencesTotal => "Requests the shadow policy decided differently from the active one.",
             LimiterFailModeTotal => "Limit checks decided by the fail mode because the limit store was unreachable.",
+            AlertsTotal => "Anomaly alert occurrences by rule, repeats inside the deduplication window included.",
         }
     }
 }
@@ -211,6 +216,7 @@ pub struct Metrics {
     queue_dropped: Counters,
     shadow: Counters,
     fail_mode: Counters,
+    alerts: Counters,
 }
 
 impl Metrics {
@@ -244,6 +250,7 @@ impl Metrics {
             queue_dropped: Counters::new(Queue::ALL.len()),
             shadow: Counters::new(ShadowKind::ALL.len()),
             fail_mode: Counters::new(FailMode::ALL.len()),
+            alerts: Counters::new(AlertRule::ALL.len()),
             models,
             providers,
             teams,
@@ -346,6 +353,11 @@ impl Metrics {
     /// A limit check decided by the fail mode.
     pub fn limiter_fail_mode(&self, mode: FailMode) {
         self.fail_mode.add(mode.index(), 1);
+    }
+
+    /// An anomaly alert occurrence.
+    pub fn alert(&self, rule: AlertRule) {
+        self.alerts.add(rule.index(), 1);
     }
 
     /// The Prometheus text exposition of every family (see [`CONTENT_TYPE`]).
