@@ -18,6 +18,8 @@ pub const ALL: &[Rule] = &[
     literal_secrets,
     provider_plain_http,
     redis_fail_open,
+    alerts_off,
+    audit_not_forwarded,
     mock_provider,
     no_policy,
     role_wildcards,
@@ -175,6 +177,30 @@ fn redis_fail_open(input: &AuditInput<'_>, out: &mut Vec<Finding>) {
                 "set redis.fail_mode: closed unless availability matters more than limits; alert on portcullis_limiter_fail_mode_total",
             ));
         }
+    }
+}
+
+fn alerts_off(input: &AuditInput<'_>, out: &mut Vec<Finding>) {
+    if !input.config.alerts.enabled {
+        out.push(finding(
+            "alerts-disabled",
+            Severity::Low,
+            "anomaly alerts are disabled: credential stuffing, key theft and spend spikes go unnoticed",
+            "alerts.enabled",
+            "remove `alerts: {enabled: false}` and set alerts.webhook to reach the on-call channel",
+        ));
+    }
+}
+
+fn audit_not_forwarded(input: &AuditInput<'_>, out: &mut Vec<Finding>) {
+    if input.config.audit.forward.is_empty() {
+        out.push(finding(
+            "audit-not-forwarded",
+            Severity::Info,
+            "the audit log lives only in the gateway's store: whoever controls the store can rewrite it wholesale",
+            "audit.forward",
+            "forward records to a separate system (audit.forward: syslog or a JSON lines file shipped elsewhere) and keep the chain head from `portcullis audit verify`",
+        ));
     }
 }
 

@@ -13,6 +13,9 @@ fn clean_config() -> Config {
     let mut c = Config::embedded_default();
     c.providers = vec![ProviderConfig::new("openai", ProviderKind::Openai)];
     c.models.clear();
+    c.audit.forward = vec![portcullis_config::AuditForward::File {
+        path: "/var/log/portcullis-audit.jsonl".into(),
+    }];
     c
 }
 
@@ -341,4 +344,19 @@ fn severity_names_and_text_report() {
     let json = serde_json::to_value(&f[0]).unwrap();
     assert_eq!(json["where"], "policy (store)");
     assert_eq!(json["severity"], "medium");
+}
+
+#[test]
+fn alerts_off_and_audit_kept_only_in_the_store() {
+    let p = policy(GOOD_POLICY);
+    let mut c = clean_config();
+    c.alerts.enabled = false;
+    c.audit.forward.clear();
+    assert_eq!(
+        ids(&run(&c, Some(&p), &[])),
+        vec![
+            ("alerts-disabled", Severity::Low),
+            ("audit-not-forwarded", Severity::Info)
+        ]
+    );
 }
