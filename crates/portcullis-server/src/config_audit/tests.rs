@@ -360,3 +360,33 @@ fn alerts_off_and_audit_kept_only_in_the_store() {
         ]
     );
 }
+
+#[test]
+fn backends_without_tls_beyond_loopback() {
+    let p = policy(GOOD_POLICY);
+    let mut c = clean_config();
+    c.redis = Some(RedisConfig {
+        url: "redis://:hunter2@cache.internal:6379".into(),
+        fail_mode: RedisFailMode::Closed,
+    });
+    c.store.url = "postgres://app:hunter2@db.internal/portcullis".into();
+    let f = run(&c, Some(&p), &[]);
+    assert_eq!(
+        ids(&f),
+        vec![
+            ("redis-plain-tcp", Severity::Medium),
+            ("store-plain-tcp", Severity::Medium)
+        ]
+    );
+    assert!(f[0].what.contains("cache.internal") && f[1].what.contains("db.internal"));
+    assert!(
+        f.iter().all(|f| !f.what.contains("hunter2")),
+        "passwords never appear"
+    );
+    c.redis.as_mut().unwrap().url = "rediss://cache.internal:6380".into();
+    c.store.url = "postgres://app@db.internal/portcullis?sslmode=verify-full".into();
+    assert!(run(&c, Some(&p), &[]).is_empty());
+    c.redis.as_mut().unwrap().url = "redis://127.0.0.1:6379".into();
+    c.store.url = "postgres://postgres@localhost:5432/test".into();
+    assert!(run(&c, Some(&p), &[]).is_empty());
+}
