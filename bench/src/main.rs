@@ -70,6 +70,10 @@ struct Args {
     /// that the load never reaches), to measure enforcement's cost.
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// Run the gateway with request logs off (`logs: {enabled: false}`), to measure what
+    /// writing one request-log record per request costs.
+    #[arg(long)]
+    no_request_logs: bool,
 }
 
 /// Parses `10s`, `500ms`, `2m` or a bare number of seconds.
@@ -236,7 +240,12 @@ async fn run(args: &Args) -> Result<ExitCode> {
     let scratch = procs::ScratchDir::new()?;
     let (mut mock, mock_addr) = procs::start_mock(&mock_bin, &results_dir.join("mock.log"))?;
     eprintln!("mock upstream listening on {mock_addr}");
-    let config = procs::write_gateway_config(scratch.path(), mock_addr)?;
+    let extra = if args.no_request_logs {
+        "logs:\n  enabled: false\n"
+    } else {
+        ""
+    };
+    let config = procs::write_gateway_config(scratch.path(), mock_addr, extra)?;
     let key = procs::create_key(&gateway_bin, &config)?;
     if let Some(policy) = &args.policy {
         procs::apply_policy(&gateway_bin, &config, policy)?;

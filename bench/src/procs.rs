@@ -126,23 +126,30 @@ pub struct GatewayConfig {
     pub path: PathBuf,
     /// Data-plane address.
     pub listen: SocketAddr,
+    /// YAML appended to the generated config (e.g. `logs: {enabled: false}`).
+    pub extra: String,
 }
 
 /// Writes the gateway config: key auth (via the store), JSON access log, one model
-/// `bench-model` routed to the mock at `mock`.
-pub fn write_gateway_config(dir: &Path, mock: SocketAddr) -> Result<GatewayConfig> {
+/// `bench-model` routed to the mock at `mock`, then `extra` (top-level YAML sections).
+pub fn write_gateway_config(dir: &Path, mock: SocketAddr, extra: &str) -> Result<GatewayConfig> {
     let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let admin = free_port()?;
     let yaml = format!(
         "server:\n  listen: {listen}\n  admin_listen: 127.0.0.1:{admin}\n  log_format: json\n\
          store:\n  url: sqlite://{db}\n\
          providers:\n  - name: mock\n    kind: openai-compatible\n    base_url: http://{mock}/v1\n\
-         models:\n  - name: bench-model\n    provider: mock\n    upstream_model: bench-model\n",
+         models:\n  - name: bench-model\n    provider: mock\n    upstream_model: bench-model\n\
+         {extra}",
         db = dir.join("portcullis.db").display(),
     );
     let path = dir.join("portcullis.yaml");
     std::fs::write(&path, yaml).with_context(|| format!("write {}", path.display()))?;
-    Ok(GatewayConfig { path, listen })
+    Ok(GatewayConfig {
+        path,
+        listen,
+        extra: extra.to_string(),
+    })
 }
 
 /// Creates an API key with `portcullis keys create` and returns it.
@@ -209,7 +216,7 @@ pub async fn start_gateway(
             Err(e) if attempt < ATTEMPTS && log_mentions(log, "in use") => {
                 eprintln!("gateway could not bind its ports ({e:#}); retrying with new ones");
                 let dir = config.path.parent().expect("config in a directory");
-                config = write_gateway_config(dir, mock)?;
+                config = write_gateway_config(dir, mock, &config.extra)?;
             }
             Err(e) => return Err(e),
         }

@@ -353,6 +353,7 @@ impl AccessLine {
                 profile,
                 request,
                 response: Bytes::from(captured.unwrap_or_default()),
+                stream: self.streaming,
             })
         });
         let record = NewRequestLog {

@@ -43,6 +43,9 @@ pub struct RawBodies {
     pub request: Bytes,
     /// The response body as sent (at most [`CAPTURE_CAP`] bytes).
     pub response: Bytes,
+    /// The response is a stream of server-sent events: its text is reassembled before
+    /// redaction, so a value split across events is still found.
+    pub stream: bool,
 }
 
 /// One queued request log.
@@ -86,12 +89,44 @@ fn finish_all(entries: Vec<LogEntry>) -> Vec<NewRequestLog> {
             let mut record = e.record;
             if let Some(b) = e.bodies {
                 record.request_body = Some(redact_body(&b.profile, &b.request, Direction::Input));
-                record.response_body =
-                    Some(redact_body(&b.profile, &b.response, Direction::Output));
+                let text = b.stream.then(|| stream_text(&b.response)).flatten();
+                let response = text.as_deref().map_or(&b.response[..], str::as_bytes);
+                record.response_body = Some(redact_body(&b.profile, response, Direction::Output));
             }
             record
         })
         .collect()
+}
+
+/// The text a streamed answer carried: the deltas of its events concatenated (OpenAI chat
+/// `choices[].delta.content` and tool-call arguments, Anthropic `delta.text` and
+/// `delta.partial_json`); `None` when no event carries any.
+pub fn stream_text(raw: &[u8]) -> Option<String> {
+    use serde_json::Value;
+    let mut out = String::new();
+    let mut push = |v: Option<&Value>| {
+        if let Some(s) = v.and_then(Value::as_str) {
+            out.push_str(s);
+        }
+    };
+    for line in String::from_utf8_lossy(raw).lines() {
+        let Some(data) = line.strip_prefix("data:") else {
+            continue;
+        };
+        let Ok(event) = serde_json::from_str::<Value>(data.trim()) else {
+            continue;
+        };
+        for choice in event["choices"].as_array().into_iter().flatten() {
+            let delta = &choice["delta"];
+            push(delta.get("content"));
+            for call in delta["tool_calls"].as_array().into_iter().flatten() {
+                push(call["function"].get("arguments"));
+            }
+        }
+        push(event["delta"].get("text"));
+        push(event["delta"].get("partial_json"));
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// A body as stored: every guardrail finding replaced by its placeholder, then cut at
@@ -158,6 +193,22 @@ mod tests {
         let stored = redact_body(&profile, long.as_bytes(), Direction::Input);
         assert!(stored.ends_with("…[truncated]"));
         assert!(stored.len() <= BODY_CAP + "…[truncated]".len());
+    }
+
+    #[test]
+    fn a_value_split_across_stream_events_is_redacted_whole() {
+        let raw = concat!(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"mail jane.doe@exa\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"mple.com now\"}}]}\n\n",
+            "event: content_block_delta\ndata: {\"delta\":{\"text\":\" ok\"}}\n\n",
+            "data: [DONE]\n\n"
+        );
+        let text = stream_text(raw.as_bytes()).unwrap();
+        assert_eq!(text, "mail jane.doe@example.com now ok");
+        let profile = CompiledProfile::default_profile();
+        let stored = redact_body(&profile, text.as_bytes(), Direction::Output);
+        assert_eq!(stored, "mail [EMAIL_1] now ok");
+        assert_eq!(stream_text(b": ping\n\n"), None);
     }
 
     #[test]

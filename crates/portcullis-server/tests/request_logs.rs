@@ -271,3 +271,54 @@ async fn logs_can_be_turned_off() {
     };
     assert!(h.store.list_request_logs(&q).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn streamed_answers_are_logged_with_redacted_bodies() {
+    let h = Harness::start().await;
+    with_policy(&h).await;
+    let (_, a) = add_identity_key(&h.store, Some("team-a"), "developer", Some("alice")).await;
+    h.gateway.state.refresh_keys().await.unwrap();
+    let r = h
+        .client
+        .post(h.url("/v1/chat/completions"))
+        .bearer_auth(&a)
+        .json(&json!({
+            "model": "gpt-test",
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "write to jane.doe@example.com please"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = id_of(&r);
+    let sse = r.text().await.unwrap();
+    assert!(sse.contains("data: [DONE]"), "{sse}");
+    assert!(
+        sse.contains("jane.doe@example.com"),
+        "restored for the client: {sse}"
+    );
+    wait_for_logs(&h.store, 1).await;
+    let q = RequestLogQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    let logs = h.store.list_request_logs(&q).await.unwrap();
+    let log = &logs[0].log;
+    assert_eq!(log.request_id, id);
+    assert_eq!(log.outcome, "complete");
+    assert!(log.completion_tokens > 0, "{log:?}");
+    let body = log.response_body.as_deref().expect("team-a logs bodies");
+    assert!(
+        !body.contains("data: "),
+        "the stream's text, reassembled: {body}"
+    );
+    assert!(body.contains("[EMAIL_1]"), "{body}");
+    assert!(!body.contains("jane.doe@example.com"), "{body}");
+    let request = log.request_body.as_deref().unwrap();
+    assert!(
+        request.contains("[EMAIL_1]") && !request.contains("jane.doe@"),
+        "{request}"
+    );
+}

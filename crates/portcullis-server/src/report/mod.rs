@@ -530,3 +530,24 @@ pub fn spawn_schedule(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduled_files_are_named_by_period_and_written_whole() {
+        let name = file_name(1_793_491_200, 1_793_577_600, ReportFormat::Html);
+        assert_eq!(name, "compliance-20261101T000000Z-20261102T000000Z.html");
+        let dir = std::env::temp_dir().join(format!("portcullis-report-{}", std::process::id()));
+        let path = write_file(&dir, &name, "<html></html>").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "<html></html>");
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "no temporary file left behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
