@@ -2,7 +2,9 @@
 //! each section and list item on its own (so every problem is found in one pass), validation.
 
 use crate::env;
-use crate::types::{Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig};
+use crate::types::{
+    Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig, TelemetryConfig,
+};
 use crate::validate::{validate, Positions};
 use crate::{ConfigError, Problem};
 use serde::de::DeserializeOwned;
@@ -64,6 +66,7 @@ pub fn load_str(
         providers: Vec::new(),
         models: Vec::new(),
         redis: None,
+        telemetry: Default::default(),
     };
     for (key, value) in map {
         let Some(key) = key.as_str().map(str::to_owned) else {
@@ -92,9 +95,14 @@ pub fn load_str(
             "redis" => {
                 config.redis = section::<Option<RedisConfig>>(&key, value, &mut problems).flatten()
             }
+            "telemetry" => {
+                if let Some(v) = section::<TelemetryConfig>(&key, value, &mut problems) {
+                    config.telemetry = v;
+                }
+            }
             other => problems.push(problem(
                 other,
-                "unknown field; expected one of: server, store, providers, models, redis",
+                "unknown field; expected one of: server, store, providers, models, redis, telemetry",
             )),
         }
     }

@@ -20,7 +20,8 @@ pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/readyz"];
 /// Client-facing router.
 pub fn data_plane(state: Arc<AppState>) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
+    let otel = state.otel.clone();
+    let router = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(chat::messages))
         .route("/v1/responses", post(openai::responses))
@@ -31,8 +32,17 @@ pub fn data_plane(state: Arc<AppState>) -> Router {
         .fallback(openai::not_found)
         .method_not_allowed_fallback(openai::method_not_allowed)
         .with_state(state)
-        .layer(CatchPanicLayer::custom(on_panic))
-        .layer(axum::middleware::from_fn_with_state(metrics, access::track))
+        .layer(CatchPanicLayer::custom(on_panic));
+    // The request span starts inside `track` (which creates the access note) and only
+    // when trace export is configured.
+    let router = match otel {
+        Some(otel) => router.layer(axum::middleware::from_fn_with_state(
+            otel,
+            crate::otel::start,
+        )),
+        None => router,
+    };
+    router.layer(axum::middleware::from_fn_with_state(metrics, access::track))
 }
 
 /// Operator-facing router: the public health routes, `/metrics` (Prometheus text, public

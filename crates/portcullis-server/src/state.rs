@@ -64,6 +64,8 @@ pub struct AppState {
     pub limiter_unavailable: [AtomicU64; 2],
     /// Prometheus metrics, labeled by the configured model and provider names.
     pub metrics: Arc<Metrics>,
+    /// OpenTelemetry trace export, when configured (otel.rs).
+    pub otel: Option<Arc<portcullis_telemetry::otel::Otel>>,
     keys_revision: AtomicI64,
     policy_revision: AtomicI64,
 }
@@ -85,6 +87,9 @@ pub enum StateError {
         "cannot connect to Redis for rate limits ({0}); fix redis.url or remove the redis section"
     )]
     Redis(String),
+    /// Trace export could not be set up.
+    #[error("{0}; fix telemetry.otlp")]
+    Telemetry(String),
 }
 
 impl AppState {
@@ -135,6 +140,15 @@ impl AppState {
                 config.models.iter().map(|m| m.name.as_str()),
                 config.providers.iter().map(|p| p.name.as_str()),
             )),
+            otel: match crate::otel::settings(config, &|name| std::env::var(name).ok()) {
+                Some(settings) => {
+                    let otel = portcullis_telemetry::otel::Otel::start(&settings)
+                        .map_err(|e| StateError::Telemetry(e.to_string()))?;
+                    tracing::info!(endpoint = %settings.export_url(), protocol = ?settings.protocol, "exporting traces over OTLP");
+                    Some(Arc::new(otel))
+                }
+                None => None,
+            },
             keys_revision: AtomicI64::new(-1),
             policy_revision: AtomicI64::new(-1),
         });
@@ -275,6 +289,10 @@ impl AppState {
         self.usage_writer.shutdown().await;
         self.shadow_writer.shutdown().await;
         self.flush_last_used().await;
+        if let Some(otel) = self.otel.clone() {
+            // Exports what is buffered; blocking, and its HTTP calls run on this runtime.
+            let _ = tokio::task::spawn_blocking(move || otel.shutdown()).await;
+        }
     }
 }
 
