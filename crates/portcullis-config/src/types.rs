@@ -26,6 +26,18 @@ pub struct Config {
     /// Shared rate-limit and budget counters for several gateway instances.
     #[serde(default)]
     pub redis: Option<RedisConfig>,
+    /// Audit-trail queue and forwarding (JSON lines file, syslog).
+    #[serde(default)]
+    pub audit: crate::security::AuditConfig,
+    /// Anomaly alerts: rule thresholds, webhook, deduplication.
+    #[serde(default)]
+    pub alerts: crate::security::AlertsConfig,
+    /// Plain HTTP services served under path prefixes (see [`crate::RouteConfig`]).
+    #[serde(default)]
+    pub routes: Vec<crate::RouteConfig>,
+    /// The response cache; absent = no caching.
+    #[serde(default)]
+    pub cache: Option<crate::CacheConfig>,
     /// Traces (OpenTelemetry over OTLP).
     #[serde(default)]
     pub telemetry: TelemetryConfig,
@@ -128,6 +140,10 @@ impl Config {
                 price: None,
             }],
             redis: None,
+            audit: Default::default(),
+            alerts: Default::default(),
+            routes: Vec::new(),
+            cache: None,
             telemetry: TelemetryConfig::default(),
         }
     }

@@ -3,9 +3,11 @@
 //! The same moment records the request metrics (requests, latencies, tokens, upstream
 //! errors) into the [`Metrics`] registry: the one place they are recorded.
 
+use crate::alerts::Observation;
 use crate::error::ErrorCode;
+use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -16,6 +18,7 @@ use portcullis_telemetry::metrics::{
     self, GuardrailAction, Metrics, RequestSample, Route, UpstreamErrorClass,
 };
 use portcullis_wire::openai::Usage;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -49,6 +52,7 @@ struct NoteFields {
     guardrails: Vec<(String, &'static str)>,
     upstream: Option<(Instant, Instant)>,
     rate_headers: Vec<(HeaderName, HeaderValue)>,
+    cache_hit: bool,
     on_finish: Option<OnFinish>,
 }
 
@@ -65,6 +69,8 @@ pub struct Finished {
     pub cached_tokens: u64,
     /// Whether a usage record should be written.
     pub record_usage: bool,
+    /// Served from the gateway's response cache (no upstream call, no cost).
+    pub cache_hit: bool,
 }
 
 impl Finished {
@@ -76,6 +82,7 @@ impl Finished {
             usage: Usage::default(),
             cached_tokens: 0,
             record_usage: false,
+            cache_hit: false,
         }
     }
 }
@@ -116,6 +123,10 @@ impl AccessNote {
     pub fn rate_headers(&self, headers: Vec<(HeaderName, HeaderValue)>) {
         self.with(|f| f.rate_headers = headers);
     }
+    /// Marks the answer as served from the gateway's response cache.
+    pub fn cache_hit(&self) {
+        self.with(|f| f.cache_hit = true);
+    }
     /// Registers the settlement to run when the response is over.
     pub fn on_finish(&self, f: OnFinish) {
         self.with(|fields| fields.on_finish = Some(f));
@@ -143,11 +154,16 @@ impl AccessNote {
 /// `AccessNote` to handlers, and logs the access line and records metrics when the
 /// response body ends.
 pub async fn track(
-    State(metrics): State<Arc<Metrics>>,
+    State(state): State<Arc<AppState>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    let metrics = state.metrics.clone();
+    let client_ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let id = request
         .headers()
         .get("x-request-id")
@@ -175,6 +191,8 @@ pub async fn track(
     let line = AccessLine {
         route: Route::from_path(&path),
         metrics,
+        state,
+        client_ip,
         streaming,
         first_frame: None,
         id,
@@ -198,6 +216,8 @@ pub async fn track(
 struct AccessLine {
     route: Route,
     metrics: Arc<Metrics>,
+    state: Arc<AppState>,
+    client_ip: Option<IpAddr>,
     streaming: bool,
     first_frame: Option<Instant>,
     id: Arc<str>,
@@ -222,6 +242,7 @@ impl AccessLine {
                         usage: f.usage.unwrap_or_default(),
                         cached_tokens: f.cached_tokens,
                         record_usage: true,
+                        cache_hit: f.cache_hit,
                     },
                 )
             })
@@ -237,6 +258,7 @@ impl AccessLine {
                 (true, None) => "complete",
             };
             self.record_metrics(f, outcome);
+            self.observe(f, &usage);
             if let Some(trace) = self.note.trace.get() {
                 trace.finish(self.status.as_u16(), self.error, f.usage);
             }
@@ -261,6 +283,29 @@ impl AccessLine {
 }
 
 impl AccessLine {
+    /// Hands the request to the anomaly alert engine (a channel send, never a wait).
+    fn observe(&self, f: &NoteFields, usage: &Usage) {
+        let cost_micros = f
+            .model
+            .as_deref()
+            .and_then(|m| self.state.routes.get(m))
+            .and_then(|r| r.price)
+            .map_or(0, |p| {
+                p.cost_micros(
+                    usage.prompt_tokens,
+                    f.cached_tokens,
+                    usage.completion_tokens,
+                )
+            });
+        self.state.alerts.observe(Observation {
+            ip: self.client_ip,
+            key_id: f.key_id.as_deref().map(Arc::from),
+            status: self.status.as_u16(),
+            tokens: usage.prompt_tokens + usage.completion_tokens,
+            cost_micros,
+        });
+    }
+
     /// Records the request metrics; the access note's lock is held by the caller.
     fn record_metrics(&self, f: &NoteFields, outcome: &str) {
         let total = self.started.elapsed();

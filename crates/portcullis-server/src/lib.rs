@@ -3,10 +3,14 @@
 
 pub mod access;
 pub mod admin;
+pub mod alerts;
 pub mod app;
+pub mod audit_trail;
 pub mod auth;
 pub mod body;
+pub mod cache;
 pub mod chat;
+pub mod config_audit;
 pub mod enforce;
 pub mod error;
 pub mod guard;
@@ -18,6 +22,7 @@ pub mod otel;
 pub mod policy_ops;
 pub mod policy_runtime;
 pub mod relay;
+pub mod rest;
 pub mod state;
 pub mod translate;
 pub mod writer;

@@ -1,7 +1,9 @@
 //! The compiled form of a policy: globsets and networks built once, per-team lists of the
 //! limits that can apply, so a decision does no parsing and no allocation beyond its result.
 
-use crate::document::{parse_net, BudgetDef, IpRules, PolicyDocument, PolicyErrors, RateLimitDef};
+use crate::document::{
+    parse_net, BudgetDef, IpRules, PolicyDocument, PolicyErrors, RateLimitDef, TeamCache,
+};
 use crate::rbac::{builtin_role, Permission};
 use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
 use ipnet::IpNet;
@@ -67,6 +69,7 @@ pub(crate) struct CompiledTeam {
     pub max_body_bytes: Option<u64>,
     pub max_tokens_per_request: Option<u64>,
     pub guardrails: Option<String>,
+    pub cache: Option<TeamCache>,
     pub needs_tokens: bool,
 }
 
@@ -167,6 +170,7 @@ impl CompiledPolicy {
                     max_body_bytes: t.max_body_bytes,
                     max_tokens_per_request: t.max_tokens_per_request,
                     guardrails: t.guardrails.clone(),
+                    cache: t.cache,
                     needs_tokens,
                 },
             );
@@ -205,6 +209,13 @@ impl CompiledPolicy {
         self.effective_team(team)
             .and_then(|t| self.teams.get(t))
             .and_then(|t| t.max_body_bytes)
+    }
+
+    /// The team's response cache setting (own team or `default_team`), if it has one.
+    pub fn team_cache(&self, team: Option<&str>) -> Option<TeamCache> {
+        self.effective_team(team)
+            .and_then(|t| self.teams.get(t))
+            .and_then(|t| t.cache)
     }
 
     /// Whether `role` grants `permission` on `resource` (a model name, a route path, or a
