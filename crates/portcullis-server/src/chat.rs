@@ -6,6 +6,7 @@
 use crate::access::AccessNote;
 use crate::auth::authenticate;
 use crate::body::{json_response, read_body, resolve, stream_response};
+use crate::cache::CachePlan;
 use crate::enforce::{self, Call};
 use crate::error::GatewayError;
 use crate::guard::RequestGuard;
@@ -33,9 +34,18 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(&state, note, peer, &headers, body, Inbound::OpenAi)
-        .await
-        .unwrap_or_else(|e| e.respond(Inbound::OpenAi))
+    let mut cache = None;
+    let answer = handle(
+        &state,
+        note,
+        peer,
+        &headers,
+        body,
+        Inbound::OpenAi,
+        &mut cache,
+    )
+    .await;
+    crate::cache::finish(&state, cache, answer, Inbound::OpenAi)
 }
 
 /// POST /v1/messages (Anthropic format).
@@ -46,9 +56,18 @@ pub async fn messages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(&state, note, peer, &headers, body, Inbound::Anthropic)
-        .await
-        .unwrap_or_else(|e| e.respond(Inbound::Anthropic))
+    let mut cache = None;
+    let answer = handle(
+        &state,
+        note,
+        peer,
+        &headers,
+        body,
+        Inbound::Anthropic,
+        &mut cache,
+    )
+    .await;
+    crate::cache::finish(&state, cache, answer, Inbound::Anthropic)
 }
 
 async fn handle(
@@ -58,6 +77,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
     inbound: Inbound,
+    cache: &mut Option<CachePlan>,
 ) -> Result<Response, GatewayError> {
     let key = authenticate(state, headers)?;
     note.key(&key);
@@ -67,6 +87,7 @@ async fn handle(
     head.require("messages", true).map_err(GatewayError::from)?;
     let route = resolve(state, &key, &head.model)?;
     note.route(&route.model, &route.provider.name);
+    crate::otel::request(&note, Operation::Chat, &route.model, &head);
     let provider = route.provider.clone();
     let call = Call {
         key: &key,
@@ -105,17 +126,28 @@ async fn handle(
         }
         translate::encode_request(&provider, &request)?
     };
+    // Admitted and the prompt guarded: a cacheable request may be answered from the cache.
+    if let Some(plan) = crate::cache::plan(state, headers, &key, inbound, &route.model, &bytes) {
+        if let Some(hit) = crate::cache::serve_hit(state, &plan, &note).await {
+            return Ok(hit);
+        }
+        *cache = Some(plan);
+    }
 
     let sent = std::time::Instant::now();
+    let trace_headers =
+        crate::otel::attempt(&note, &provider, Operation::Chat, &route.upstream_model);
     let answer = provider
-        .send(
+        .send_with_headers(
             Operation::Chat,
             &route.upstream_model,
             upstream_body,
             stream,
+            &trace_headers,
         )
         .await;
     note.upstream_call(sent);
+    crate::otel::answered(&note, &answer);
     let answer = answer.map_err(|e| {
         tracing::warn!(provider = %provider.name, error = %e, "upstream call failed");
         GatewayError::from_upstream(e, &provider)
@@ -137,6 +169,7 @@ async fn handle(
                     note.usage(translate::log_usage(&response.usage.unwrap_or_default()));
                 }
             }
+            crate::otel::response(&note, &bytes);
             Ok(json_response(status, bytes))
         }
         (UpstreamBody::Full(bytes), false) => {
@@ -148,10 +181,9 @@ async fn handle(
             if let Some(usage) = &response.usage {
                 note.usage(translate::log_usage(usage));
             }
-            Ok(json_response(
-                status,
-                translate::encode_response(inbound, &response),
-            ))
+            let body = translate::encode_response(inbound, &response);
+            crate::otel::response(&note, &body);
+            Ok(json_response(status, body))
         }
         (UpstreamBody::Stream(chunks), true) => {
             let sniffer = match inbound {
