@@ -3,11 +3,13 @@
 
 mod env;
 mod load;
+mod routing;
 mod types;
 mod units;
 mod validate;
 
 pub use load::{load_file, load_str, Loaded};
+pub use routing::*;
 pub use types::*;
 pub use units::{ByteSize, Seconds};
 

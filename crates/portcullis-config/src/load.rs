@@ -4,6 +4,7 @@
 use crate::env;
 use crate::types::{Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig};
 use crate::validate::{validate, Positions};
+use crate::RoutingRule;
 use crate::{ConfigError, Problem};
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
@@ -63,6 +64,7 @@ pub fn load_str(
         store: StoreConfig::default(),
         providers: Vec::new(),
         models: Vec::new(),
+        routing: Vec::new(),
         redis: None,
     };
     for (key, value) in map {
@@ -87,14 +89,19 @@ pub fn load_str(
                     items::<ProviderConfig>(&key, value, &mut problems);
             }
             "models" => {
+                positions.model_names = raw_names(&value);
                 (config.models, positions.models) = items::<ModelConfig>(&key, value, &mut problems)
+            }
+            "routing" => {
+                (config.routing, positions.routing) =
+                    items::<RoutingRule>(&key, value, &mut problems)
             }
             "redis" => {
                 config.redis = section::<Option<RedisConfig>>(&key, value, &mut problems).flatten()
             }
             other => problems.push(problem(
                 other,
-                "unknown field; expected one of: server, store, providers, models, redis",
+                "unknown field; expected one of: server, store, providers, models, routing, redis",
             )),
         }
     }

@@ -15,6 +15,10 @@ pub struct Positions {
     pub models: Vec<usize>,
     /// Every provider name written in the document.
     pub provider_names: Vec<String>,
+    /// Every model name written in the document.
+    pub model_names: Vec<String>,
+    /// Document index of each parsed routing rule.
+    pub routing: Vec<usize>,
 }
 
 /// Adds every error and warning about `config` to the given lists.
@@ -227,12 +231,6 @@ pub fn validate(
                 format!("duplicate model name '{}'", m.name),
             );
         }
-        if !positions.provider_names.contains(&m.provider) {
-            push(
-                format!("{path}.provider"),
-                format!("no provider named '{}' is declared", m.provider),
-            );
-        }
         if let Some(price) = &m.price {
             for (field, v) in [
                 ("input_per_mtok", price.input_per_mtok),
@@ -251,6 +249,7 @@ pub fn validate(
             }
         }
     }
+    crate::routing::validate_routing(config, positions, &mut push);
 }
 
 fn is_loopback(addr: SocketAddr) -> bool {

@@ -26,8 +26,12 @@ pub struct AccessRecord<'a> {
     pub key_id: &'a str,
     /// Public model name or `-`.
     pub model: &'a str,
-    /// Provider name or `-`.
+    /// Provider name or `-` (the one that answered, after retries and fallbacks).
     pub provider: &'a str,
+    /// Target of the last upstream attempt (`provider/upstream_model`) or `-`.
+    pub upstream: &'a str,
+    /// Upstream attempts made (0 when none was).
+    pub attempts: u32,
     /// Deciding policy rule or `-`.
     pub policy_rule: &'a str,
     /// Guardrail findings as `rule:action` pairs or `-`.
@@ -93,9 +97,9 @@ pub fn write(record: &AccessRecord<'_>) {
             let r = record;
             let _ = write!(
                 line,
-                "{timestamp}  INFO {ACCESS_TARGET}: access request_id={} method={} path={} status={} error={:?} key_id={:?} model={:?} provider={:?} policy_rule={:?} guardrails={} prompt_tokens={} completion_tokens={} latency_us={} outcome={:?}",
+                "{timestamp}  INFO {ACCESS_TARGET}: access request_id={} method={} path={} status={} error={:?} key_id={:?} model={:?} provider={:?} upstream={:?} attempts={} policy_rule={:?} guardrails={} prompt_tokens={} completion_tokens={} latency_us={} outcome={:?}",
                 r.request_id, r.method, r.path, r.status, r.error, r.key_id, r.model, r.provider,
-                r.policy_rule, r.guardrails, r.prompt_tokens, r.completion_tokens, r.latency_us, r.outcome
+                r.upstream, r.attempts, r.policy_rule, r.guardrails, r.prompt_tokens, r.completion_tokens, r.latency_us, r.outcome
             );
         }
     }
