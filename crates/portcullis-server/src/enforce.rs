@@ -270,7 +270,10 @@ impl Settlement {
                 key_id: self.key_id.clone(),
                 team: self.team.clone(),
                 model: self.model.clone(),
-                provider: self.provider.clone(),
+                provider: done
+                    .provider
+                    .clone()
+                    .unwrap_or_else(|| self.provider.clone()),
                 status: done.status,
                 prompt_tokens: usage.prompt_tokens as i64,
                 completion_tokens: usage.completion_tokens as i64,

@@ -9,6 +9,7 @@
 //! every denied attempt is written to the audit log with the caller's key id as actor.
 
 mod audit;
+mod breakers;
 mod identity;
 mod keys;
 pub mod openapi;
@@ -60,6 +61,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/policies/{version}/rollback"),
     ("get", "/api/v1/usage"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/breakers"),
+    ("post", "/api/v1/breakers/{id}/reset"),
     ("get", "/api/v1/openapi.json"),
 ];
 
@@ -98,6 +101,8 @@ pub fn router() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/usage", get(usage::summary))
         .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/breakers", get(breakers::list))
+        .route("/api/v1/breakers/{id}/reset", post(breakers::reset))
         .route("/api/v1/openapi.json", get(openapi::serve))
 }
 

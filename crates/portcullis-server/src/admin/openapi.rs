@@ -48,6 +48,8 @@ const OPS: &[Op] = &[
     op("post", "/api/v1/policies/{version}/rollback", "Activate an earlier version (history is immutable)", "policies:write", &[], Body::None),
     op("get", "/api/v1/usage", "Usage and spend per key, team and model", "usage:read", &["team", "key_id", "since", "until"], Body::None),
     op("get", "/api/v1/audit", "The audit log, newest first (keyset pagination with before_id)", "audit:read", &["since", "until", "actor", "action", "limit", "before_id"], Body::None),
+    op("get", "/api/v1/breakers", "Circuit breakers of every model target: state, failures, opened_at, next probe, in flight, latency", "routing:read", &[], Body::None),
+    op("post", "/api/v1/breakers/{id}/reset", "Close a target's breaker and forget its failures (audited)", "routing:write", &[], Body::None),
     op("get", "/api/v1/openapi.json", "This document", "any valid key", &[], Body::None),
 ];
 
