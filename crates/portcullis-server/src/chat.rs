@@ -92,7 +92,9 @@ async fn handle(
     let mut ir = None;
     if let Some(g) = guard.as_mut() {
         let mut request = translate::decode_request(inbound, &bytes)?;
-        g.scan_request(&mut request)?;
+        // What a webhook sees: the primary target's model (the answering one may differ).
+        request.model = route.primary().upstream_model.clone();
+        g.scan_request(&mut request).await?;
         ir = Some(request);
     }
     let guarded = guard.is_some();
@@ -158,7 +160,7 @@ async fn handle(
         (UpstreamBody::Full(bytes), false) => {
             let mut response = translate::decode_response(&provider, upstream_model, &bytes)?;
             if let Some(g) = guard.as_mut() {
-                g.scan_response(&mut response)?;
+                g.scan_response(&mut response).await?;
             }
             if let Some(usage) = &response.usage {
                 note.usage(translate::log_usage(usage));

@@ -85,6 +85,18 @@ pub enum GatewayError {
         /// True when the answer, not the prompt, was blocked.
         output: bool,
     },
+    /// A guardrail request limit (`max_prompt_tokens`, `max_images`) was exceeded.
+    GuardrailLimit {
+        /// The limit's rule id.
+        rule: &'static str,
+        /// What was counted against what limit (no prompt content).
+        detail: String,
+    },
+    /// The guardrail webhook could not judge the request and fails closed.
+    GuardrailUnavailable {
+        /// `timeout`, `unreachable` or `bad_answer`.
+        reason: &'static str,
+    },
     /// The caller's role lacks a permission on the target (admin API).
     Forbidden {
         /// The missing permission, e.g. `keys:revoke`.
@@ -267,6 +279,20 @@ impl GatewayError {
                 } else {
                     format!("the request was blocked by guardrail rule '{rule}'").into()
                 },
+                None,
+            ),
+            GuardrailLimit { rule, detail } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "guardrail_blocked",
+                format!("the request was blocked by guardrail rule '{rule}': {detail}").into(),
+                Some("messages"),
+            ),
+            GuardrailUnavailable { reason } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "guardrail_unavailable",
+                format!("the guardrail webhook could not check this request ({reason}); it was blocked because the guardrail fails closed").into(),
                 None,
             ),
             LimiterUnavailable => (

@@ -12,6 +12,7 @@ pub mod enforce;
 pub mod error;
 pub mod groups;
 pub mod guard;
+pub mod guard_webhook;
 pub mod inbound;
 pub mod listen;
 pub mod openai_routes;
