@@ -29,6 +29,18 @@ pub struct Config {
     /// Shared rate-limit and budget counters for several gateway instances.
     #[serde(default)]
     pub redis: Option<RedisConfig>,
+    /// Audit-trail queue and forwarding (JSON lines file, syslog).
+    #[serde(default)]
+    pub audit: crate::security::AuditConfig,
+    /// Anomaly alerts: rule thresholds, webhook, deduplication.
+    #[serde(default)]
+    pub alerts: crate::security::AlertsConfig,
+    /// Plain HTTP services served under path prefixes (see [`crate::RouteConfig`]).
+    #[serde(default)]
+    pub routes: Vec<crate::RouteConfig>,
+    /// The response cache; absent = no caching.
+    #[serde(default)]
+    pub cache: Option<crate::CacheConfig>,
 }
 
 /// Redis for shared limits.
@@ -64,6 +76,10 @@ impl Config {
             models: vec![ModelConfig::single("mock-echo", "mock", None)],
             routing: Vec::new(),
             redis: None,
+            audit: Default::default(),
+            alerts: Default::default(),
+            routes: Vec::new(),
+            cache: None,
         }
     }
 

@@ -19,6 +19,8 @@ pub struct Positions {
     pub model_names: Vec<String>,
     /// Document index of each parsed routing rule.
     pub routing: Vec<usize>,
+    /// Document index of each parsed route.
+    pub routes: Vec<usize>,
 }
 
 /// Adds every error and warning about `config` to the given lists.
@@ -28,6 +30,7 @@ pub fn validate(
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<Problem>,
 ) {
+    crate::security::validate(&config.audit, &config.alerts, problems);
     let mut push = |path: String, message: String| problems.push(Problem { path, message });
     let server = &config.server;
     if server.listen == server.admin_listen {
@@ -250,6 +253,13 @@ pub fn validate(
         }
     }
     crate::routing::validate_routing(config, positions, &mut push);
+    crate::edge::validate_edge(
+        &config.routes,
+        &positions.routes,
+        config.cache.as_ref(),
+        config.redis.is_some(),
+        problems,
+    );
 }
 
 fn is_loopback(addr: SocketAddr) -> bool {
@@ -279,7 +289,7 @@ fn check_http_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn is_header_name(name: &str) -> bool {
+pub(crate) fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

@@ -3,9 +3,11 @@
 //! The same moment records the request metrics (requests, latencies, tokens, upstream
 //! errors) into the [`Metrics`] registry: the one place they are recorded.
 
+use crate::alerts::Observation;
 use crate::error::ErrorCode;
+use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -16,6 +18,7 @@ use portcullis_telemetry::metrics::{
     self, GuardrailAction, Metrics, RequestSample, Route, UpstreamErrorClass,
 };
 use portcullis_wire::openai::Usage;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -47,6 +50,7 @@ struct NoteFields {
     guardrails: Vec<(String, &'static str)>,
     upstream: Option<(Instant, Instant)>,
     rate_headers: Vec<(HeaderName, HeaderValue)>,
+    cache_hit: bool,
     on_finish: Option<OnFinish>,
     attempts: u32,
     target: Option<String>,
@@ -68,6 +72,8 @@ pub struct Finished {
     pub record_usage: bool,
     /// The provider that finally answered, when it differs from the one admitted with.
     pub provider: Option<String>,
+    /// Served from the gateway's response cache (no upstream call, no cost).
+    pub cache_hit: bool,
 }
 
 impl Finished {
@@ -80,6 +86,7 @@ impl Finished {
             cached_tokens: 0,
             record_usage: false,
             provider: None,
+            cache_hit: false,
         }
     }
 }
@@ -135,6 +142,10 @@ impl AccessNote {
     pub fn rate_headers(&self, headers: Vec<(HeaderName, HeaderValue)>) {
         self.with(|f| f.rate_headers = headers);
     }
+    /// Marks the answer as served from the gateway's response cache.
+    pub fn cache_hit(&self) {
+        self.with(|f| f.cache_hit = true);
+    }
     /// Registers the settlement to run when the response is over.
     pub fn on_finish(&self, f: OnFinish) {
         self.with(|fields| fields.on_finish = Some(f));
@@ -154,11 +165,16 @@ impl AccessNote {
 /// `AccessNote` to handlers, and logs the access line and records metrics when the
 /// response body ends.
 pub async fn track(
-    State(metrics): State<Arc<Metrics>>,
+    State(state): State<Arc<AppState>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    let metrics = state.metrics.clone();
+    let client_ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let id = request
         .headers()
         .get("x-request-id")
@@ -200,6 +216,8 @@ pub async fn track(
     let line = AccessLine {
         route: Route::from_path(&path),
         metrics,
+        state,
+        client_ip,
         streaming,
         first_frame: None,
         id,
@@ -223,6 +241,8 @@ pub async fn track(
 struct AccessLine {
     route: Route,
     metrics: Arc<Metrics>,
+    state: Arc<AppState>,
+    client_ip: Option<IpAddr>,
     streaming: bool,
     first_frame: Option<Instant>,
     id: Arc<str>,
@@ -248,6 +268,7 @@ impl AccessLine {
                         cached_tokens: f.cached_tokens,
                         record_usage: true,
                         provider: f.provider.clone(),
+                        cache_hit: f.cache_hit,
                     },
                 )
             })
@@ -263,6 +284,7 @@ impl AccessLine {
                 (true, None) => "complete",
             };
             self.record_metrics(f, outcome);
+            self.observe(f, &usage);
             portcullis_telemetry::access_log::write(&AccessRecord {
                 request_id: &self.id,
                 method: &self.method,
@@ -286,6 +308,29 @@ impl AccessLine {
 }
 
 impl AccessLine {
+    /// Hands the request to the anomaly alert engine (a channel send, never a wait).
+    fn observe(&self, f: &NoteFields, usage: &Usage) {
+        let cost_micros = f
+            .model
+            .as_deref()
+            .and_then(|m| self.state.routes.get(m))
+            .and_then(|r| r.price)
+            .map_or(0, |p| {
+                p.cost_micros(
+                    usage.prompt_tokens,
+                    f.cached_tokens,
+                    usage.completion_tokens,
+                )
+            });
+        self.state.alerts.observe(Observation {
+            ip: self.client_ip,
+            key_id: f.key_id.as_deref().map(Arc::from),
+            status: self.status.as_u16(),
+            tokens: usage.prompt_tokens + usage.completion_tokens,
+            cost_micros,
+        });
+    }
+
     /// Records the request metrics; the access note's lock is held by the caller.
     fn record_metrics(&self, f: &NoteFields, outcome: &str) {
         let total = self.started.elapsed();

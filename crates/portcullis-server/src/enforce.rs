@@ -35,7 +35,7 @@ pub struct Call<'a> {
     pub body_bytes: u64,
     /// Price of the model, for cost.
     pub price: Option<Price>,
-    /// Provider name, for usage records.
+    /// Provider name (the route's name for REST routes), for usage records.
     pub provider: &'a str,
 }
 
@@ -51,8 +51,10 @@ pub async fn admit(
 ) -> Result<Guard, GatewayError> {
     let snapshot = state.policy.load_full();
     let key = call.key;
+    // Usage of a REST route is recorded under `route:<name>` (one row per route, not per path).
     let model_name = match call.target {
-        Target::Model(m) | Target::Route(m) => m.to_string(),
+        Target::Model(m) => m.to_string(),
+        Target::Route(_) => format!("route:{}", call.provider),
     };
     let mut settlement = Settlement {
         state: state.clone(),
@@ -270,10 +272,14 @@ impl Settlement {
                 key_id: self.key_id.clone(),
                 team: self.team.clone(),
                 model: self.model.clone(),
-                provider: done
-                    .provider
-                    .clone()
-                    .unwrap_or_else(|| self.provider.clone()),
+                // A cache hit is recorded as the `cache` provider's, with no tokens and no cost.
+                provider: if done.cache_hit {
+                    "cache".into()
+                } else {
+                    done.provider
+                        .clone()
+                        .unwrap_or_else(|| self.provider.clone())
+                },
                 status: done.status,
                 prompt_tokens: usage.prompt_tokens as i64,
                 completion_tokens: usage.completion_tokens as i64,

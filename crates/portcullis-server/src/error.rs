@@ -78,6 +78,9 @@ pub enum GatewayError {
     },
     /// The shared limit store is unreachable and limits fail closed.
     LimiterUnavailable,
+    /// The audit queue is full: administrative calls are refused rather than performed
+    /// without their audit record.
+    AuditUnavailable,
     /// A guardrail rule with action `block` matched the prompt or the answer.
     GuardrailBlocked {
         /// Rule id (detector name or the profile's custom id); never the matched text.
@@ -302,6 +305,13 @@ impl GatewayError {
                 "rate limits cannot be checked right now; retry later".into(),
                 None,
             ),
+            AuditUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "audit_unavailable",
+                "the audit log cannot accept records right now; administrative calls are refused until it can; retry later".into(),
+                None,
+            ),
             Forbidden { permission } => (
                 StatusCode::FORBIDDEN,
                 "permission_error",
@@ -346,7 +356,7 @@ impl GatewayError {
         match self {
             GatewayError::UpstreamRateLimited(r) | GatewayError::UpstreamOverloaded(r) => r.clone(),
             GatewayError::RateLimited { retry_after, .. } => Some(retry_after.to_string()),
-            GatewayError::LimiterUnavailable => Some("1".into()),
+            GatewayError::LimiterUnavailable | GatewayError::AuditUnavailable => Some("1".into()),
             GatewayError::UpstreamUnavailable { retry_after } => retry_after.map(|s| s.to_string()),
             _ => None,
         }

@@ -3,10 +3,14 @@
 
 pub mod access;
 pub mod admin;
+pub mod alerts;
 pub mod app;
+pub mod audit_trail;
 pub mod auth;
 pub mod body;
+pub mod cache;
 pub mod chat;
+pub mod config_audit;
 pub mod dispatch;
 pub mod enforce;
 pub mod error;
@@ -19,6 +23,7 @@ pub mod openai_routes;
 pub mod policy_ops;
 pub mod policy_runtime;
 pub mod relay;
+pub mod rest;
 pub mod state;
 pub mod translate;
 pub mod writer;

@@ -10,7 +10,7 @@
 //! once (WAL mode, busy timeout).
 //!
 //! One file per concept: `keys`, `users` (users and teams), `policies`,
-//! `audit`, `shadow` and `usage`, each with its records and its methods.
+//! `audit`, `shadow`, `usage` and `alerts`, each with its records and its methods.
 //!
 //! Design notes:
 //! - One concrete pool per backend (no `sqlx::Any`), so each driver's types
@@ -35,6 +35,7 @@ macro_rules! with_pool {
     };
 }
 
+mod alerts;
 mod audit;
 pub mod audit_chain;
 mod connect;
@@ -47,6 +48,7 @@ pub mod testing;
 mod usage;
 mod users;
 
+pub use alerts::{AlertQuery, AlertRecord, AlertWrite, NewAlert};
 pub use audit::{AuditQuery, AuditRecord, NewAuditEntry, AUDIT_OUTCOMES};
 pub use audit_chain::{ChainHead, ChainVerdict, GENESIS_HASH};
 pub use error::{redact_url, StoreError};

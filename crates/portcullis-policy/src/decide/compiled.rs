@@ -1,7 +1,9 @@
 //! The compiled form of a policy: globsets and networks built once, per-team lists of the
 //! limits that can apply, so a decision does no parsing and no allocation beyond its result.
 
-use crate::document::{parse_net, BudgetDef, IpRules, PolicyDocument, PolicyErrors, RateLimitDef};
+use crate::document::{
+    parse_net, BudgetDef, IpRules, PolicyDocument, PolicyErrors, RateLimitDef, TeamCache,
+};
 use crate::rbac::{builtin_role, Permission};
 use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
 use ipnet::IpNet;
@@ -68,6 +70,7 @@ pub(crate) struct CompiledTeam {
     pub max_tokens_per_request: Option<u64>,
     pub max_timeout_secs: Option<u64>,
     pub guardrails: Option<String>,
+    pub cache: Option<TeamCache>,
     pub needs_tokens: bool,
 }
 
@@ -169,6 +172,7 @@ impl CompiledPolicy {
                     max_tokens_per_request: t.max_tokens_per_request,
                     max_timeout_secs: t.max_timeout_secs,
                     guardrails: t.guardrails.clone(),
+                    cache: t.cache,
                     needs_tokens,
                 },
             );
@@ -214,6 +218,13 @@ impl CompiledPolicy {
         self.effective_team(team)
             .and_then(|t| self.teams.get(t))
             .and_then(|t| t.max_timeout_secs)
+    }
+
+    /// The team's response cache setting (own team or `default_team`), if it has one.
+    pub fn team_cache(&self, team: Option<&str>) -> Option<TeamCache> {
+        self.effective_team(team)
+            .and_then(|t| self.teams.get(t))
+            .and_then(|t| t.cache)
     }
 
     /// Whether `role` grants `permission` on `resource` (a model name, a route path, or a

@@ -50,6 +50,8 @@ const OPS: &[Op] = &[
     op("get", "/api/v1/audit", "The audit log, newest first (keyset pagination with before_id)", "audit:read", &["since", "until", "actor", "action", "limit", "before_id"], Body::None),
     op("get", "/api/v1/breakers", "Circuit breakers of every model target: state, failures, opened_at, next probe, in flight, latency", "routing:read", &[], Body::None),
     op("post", "/api/v1/breakers/{id}/reset", "Close a target's breaker and forget its failures (audited)", "routing:write", &[], Body::None),
+    op("get", "/api/v1/audit/config", "Configuration security audit: findings (id, severity, what, where, fix), summary, worst", "audit:read", &[], Body::None),
+    op("get", "/api/v1/alerts", "Anomaly alerts, newest first: rule, subject, severity, first/last seen, count (keyset pagination)", "audit:read", &["since", "until", "rule", "subject", "limit", "before_id"], Body::None),
     op("get", "/api/v1/openapi.json", "This document", "any valid key", &[], Body::None),
 ];
 

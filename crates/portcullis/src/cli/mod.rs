@@ -1,6 +1,7 @@
 //! Subcommands of the `portcullis` binary.
 
 pub mod audit;
+pub mod audit_config;
 pub mod config;
 pub mod identity;
 pub mod keys;
