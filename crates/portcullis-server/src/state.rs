@@ -163,6 +163,13 @@ impl AppState {
             keys_revision: AtomicI64::new(-1),
             policy_revision: AtomicI64::new(-1),
         });
+        let ring = Arc::downgrade(&state);
+        state.alerts.set_team_lookup(Arc::new(move |key_id: &str| {
+            let state = ring.upgrade()?;
+            let keys = state.keys.load();
+            let entry = keys.entries().find(|e| e.id == key_id)?;
+            entry.team.clone()
+        }));
         state.refresh_keys().await?;
         state.refresh_policy().await.map_err(StateError::Policy)?;
         if state.policy.load().uses_tokenizer() {

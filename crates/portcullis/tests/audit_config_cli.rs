@@ -143,8 +143,9 @@ models:
 fn a_clean_setup_exits_zero() {
     let dir = Workdir::new();
     let good = format!(
-        "store:\n  url: {}\nproviders:\n  - name: openai\n    kind: openai\n    api_key: ${{TEST_OPENAI_KEY}}\nmodels:\n  - name: gpt-4o\n    provider: openai\n",
-        dir.store_url()
+        "store:\n  url: {}\nproviders:\n  - name: openai\n    kind: openai\n    api_key: ${{TEST_OPENAI_KEY}}\nmodels:\n  - name: gpt-4o\n    provider: openai\naudit:\n  forward:\n    - {{type: file, path: {}}}\n",
+        dir.store_url(),
+        dir.path().join("audit.jsonl").display()
     );
     let config = dir.write("good.yaml", good);
     let config = config.to_str().unwrap();

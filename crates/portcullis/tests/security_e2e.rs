@@ -182,6 +182,24 @@ async fn a_burst_of_401s_reaches_the_webhook_once() {
         "{}",
         gw.stderr()
     );
+
+    // 403s of one known key: an alert on the key, stored with the key's team.
+    let limited = gw.create_key("limited", &["--team", "red", "--models", "other-*"]);
+    let limited_id = gw.key_id("limited");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..5 {
+        assert_eq!(gw.simple_chat(&limited, "mock-echo").await.0, 403);
+    }
+    let path = format!("/api/v1/alerts?subject=key:{limited_id}");
+    let stored = poll_until(Duration::from_secs(5), || async {
+        admin_get(&gw, &admin, &path).await.1["data"][0]["team"] == "red"
+    })
+    .await;
+    let (_, page) = admin_get(&gw, &admin, &path).await;
+    assert!(stored.is_some(), "{page}");
+    assert_eq!(page["data"][0]["key_id"], limited_id.as_str());
+    assert_eq!(page["data"][0]["detail"]["last_status"], 403);
+    assert_eq!(hook.bodies().len(), 3, "a new subject is a new webhook");
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use portcullis_store::{NewAlert, Store};
 use portcullis_telemetry::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
@@ -28,9 +28,13 @@ const CHANNEL: usize = 16_384;
 /// How often folded repeats are written to the store.
 const REPEAT_FLUSH: Duration = Duration::from_secs(5);
 
+/// Finds the team of a key id (set once the gateway state exists).
+pub type TeamOf = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Handle of the alert task; cheap to call from the request path.
 pub struct Alerts {
     sender: Option<mpsc::Sender<Observation>>,
+    team_of: Arc<OnceLock<TeamOf>>,
     dropped: AtomicU64,
     close: Arc<Notify>,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -42,6 +46,7 @@ impl Alerts {
         if !config.enabled {
             return Alerts {
                 sender: None,
+                team_of: Arc::new(OnceLock::new()),
                 dropped: AtomicU64::new(0),
                 close: Arc::new(Notify::new()),
                 task: std::sync::Mutex::new(None),
@@ -57,8 +62,10 @@ impl Alerts {
             .webhook
             .clone()
             .map(|url| webhook::start(url, config.webhook_timeout.0));
+        let team_of = Arc::new(OnceLock::new());
         let sink = Sink {
             store,
+            team_of: team_of.clone(),
             metrics,
             hook,
             dedup_secs: config.dedup_window.0.as_secs() as i64,
@@ -67,10 +74,17 @@ impl Alerts {
         let task = tokio::spawn(run(Engine::new(settings), receiver, sink, close.clone()));
         Alerts {
             sender: Some(sender),
+            team_of,
             dropped: AtomicU64::new(0),
             close,
             task: std::sync::Mutex::new(Some(task)),
         }
+    }
+
+    /// Sets how stored alerts find the team of their key (the key ring of the running
+    /// gateway); alerts raised before this carry no team.
+    pub fn set_team_lookup(&self, lookup: TeamOf) {
+        let _ = self.team_of.set(lookup);
     }
 
     /// Hands one finished request to the engine without waiting.
@@ -107,6 +121,7 @@ impl Alerts {
 /// Where fired alerts go.
 struct Sink {
     store: Store,
+    team_of: Arc<OnceLock<TeamOf>>,
     metrics: Arc<Metrics>,
     hook: Option<webhook::Webhook>,
     dedup_secs: i64,
@@ -160,8 +175,11 @@ impl Sink {
             subject: f.subject,
             severity: engine::severity(f.rule).to_string(),
             message: f.message,
+            team: f
+                .key_id
+                .as_deref()
+                .and_then(|k| self.team_of.get().and_then(|lookup| lookup(k))),
             key_id: f.key_id,
-            team: None,
             detail: f.detail,
         };
         if !f.raised {

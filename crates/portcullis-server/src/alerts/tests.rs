@@ -260,3 +260,27 @@ fn tables_are_bounded() {
     e.observe(120 * SEC, &obs("192.0.2.250", None, 401));
     assert_eq!(e.tracked(), 1);
 }
+
+#[tokio::test]
+async fn a_stuck_webhook_cannot_hold_shutdown() {
+    // A receiver that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let hook = super::webhook::start(url, std::time::Duration::from_secs(60));
+    for i in 0..3 {
+        hook.send(serde_json::json!({ "n": i }));
+    }
+    let started = tokio::time::Instant::now();
+    hook.shutdown().await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(5) && waited < std::time::Duration::from_secs(8),
+        "shutdown waited {waited:?}: bounded by its grace, not 3 x 3 x 60 s"
+    );
+}

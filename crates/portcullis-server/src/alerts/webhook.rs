@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 const QUEUE: usize = 1024;
 /// Attempts per alert.
 const ATTEMPTS: u32 = 3;
+/// Longest wait at shutdown for queued deliveries.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Pause after the first failed attempt (doubles each time).
 const BACKOFF: Duration = Duration::from_millis(500);
 
@@ -72,10 +74,18 @@ impl Webhook {
         }
     }
 
-    /// Delivers what is queued (bounded by timeouts and retries) and stops.
+    /// Delivers what is queued within [`SHUTDOWN_GRACE`] and stops; what is left is
+    /// logged (the alerts themselves are in the store).
     pub async fn shutdown(self) {
-        drop(self.sender);
-        let _ = self.task.await;
+        let Webhook { sender, mut task } = self;
+        drop(sender);
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+            tracing::warn!("alert webhook deliveries still pending at shutdown were abandoned (the alerts are in the store)");
+        }
     }
 }
 

@@ -13,8 +13,9 @@
 //!   cannot lock operators out.
 //! - A record the store refuses after retries is logged as an ALERT and counted the same way.
 //! - Shutdown drains the queue: every accepted record is stored and forwarded.
-//! - Forwarding happens after the record is stored, with its chain hashes; a failing
-//!   destination is logged and never blocks the store write.
+//! - Forwarding happens after the record is stored, with its chain hashes, each
+//!   destination on its own task behind a bounded queue: a failing or slow destination is
+//!   logged (and skips records when its queue is full) and never holds the store writer.
 
 mod forward;
 pub mod syslog;
@@ -74,7 +75,7 @@ impl AuditTrail {
         let dropped = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             store,
-            forwarders,
+            forwarders: forwarders.into_iter().map(Destination::start).collect(),
             dropped: dropped.clone(),
         };
         let task = tokio::spawn(writer.run(receiver, close.clone()));
@@ -145,10 +146,63 @@ impl AuditTrail {
     }
 }
 
+/// Records waiting for one forwarding destination, at most; beyond, records are skipped
+/// for that destination (logged) so a slow collector never holds the store writer.
+const FORWARD_QUEUE: usize = 4096;
+/// Longest wait at shutdown for a destination to take what is queued for it.
+const FORWARD_GRACE: Duration = Duration::from_secs(5);
+
+/// One destination on its own task behind a bounded queue.
+struct Destination {
+    sender: mpsc::Sender<AuditRecord>,
+    task: JoinHandle<()>,
+    skipped: u64,
+}
+
+impl Destination {
+    fn start(mut forwarder: Forwarder) -> Destination {
+        let (sender, mut receiver) = mpsc::channel::<AuditRecord>(FORWARD_QUEUE);
+        let task = tokio::spawn(async move {
+            while let Some(record) = receiver.recv().await {
+                forwarder.send(&record).await;
+            }
+            forwarder.flush().await;
+        });
+        Destination {
+            sender,
+            task,
+            skipped: 0,
+        }
+    }
+
+    fn push(&mut self, record: &AuditRecord) {
+        if self.sender.try_send(record.clone()).is_err() {
+            self.skipped += 1;
+            if self.skipped % 1000 == 1 {
+                tracing::error!(skipped_total = self.skipped, "audit forwarding behind: records skipped for a destination (they are in the store)");
+            }
+        }
+    }
+
+    async fn finish(self) {
+        let Destination {
+            sender, mut task, ..
+        } = self;
+        drop(sender);
+        if tokio::time::timeout(FORWARD_GRACE, &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+            tracing::error!("audit forwarding still pending at shutdown was abandoned (the records are in the store)");
+        }
+    }
+}
+
 /// The writer task's state.
 struct Writer {
     store: Store,
-    forwarders: Vec<Forwarder>,
+    forwarders: Vec<Destination>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -170,8 +224,8 @@ impl Writer {
                 }
             }
         }
-        for f in &mut self.forwarders {
-            f.flush().await;
+        for destination in self.forwarders.drain(..) {
+            destination.finish().await;
         }
     }
 
@@ -181,8 +235,8 @@ impl Writer {
             let _ = done.send(stored.is_some());
         }
         if let Some(record) = stored {
-            for f in &mut self.forwarders {
-                f.send(&record).await;
+            for destination in &mut self.forwarders {
+                destination.push(&record);
             }
         }
     }

@@ -17,7 +17,10 @@ pub const ALL: &[Rule] = &[
     plain_http,
     literal_secrets,
     provider_plain_http,
+    plain_backends,
     redis_fail_open,
+    alerts_off,
+    audit_not_forwarded,
     mock_provider,
     no_policy,
     role_wildcards,
@@ -135,31 +138,69 @@ fn literal_secrets(input: &AuditInput<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// The host of a URL's authority (`rest` is what follows `scheme://`), without user
+/// information or port; `None` when it is this machine (loopback or `localhost`).
+fn remote_host(rest: &str) -> Option<&str> {
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let bare = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    let local = bare.is_empty()
+        || bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    (!local).then_some(bare)
+}
+
 fn provider_plain_http(input: &AuditInput<'_>, out: &mut Vec<Finding>) {
     for (i, p) in input.config.providers.iter().enumerate() {
         let Some(url) = p.effective_base_url() else {
             continue;
         };
-        let Some(rest) = url.strip_prefix("http://") else {
+        let Some(host) = url.strip_prefix("http://").and_then(remote_host) else {
             continue;
         };
-        let host = rest.split(['/', '?']).next().unwrap_or_default();
-        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-        let bare = match host.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or_default(),
-            None => host.split(':').next().unwrap_or_default(),
-        };
-        let local = bare.eq_ignore_ascii_case("localhost")
-            || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if local {
-            continue;
-        }
         out.push(finding(
             "provider-plain-http",
             Severity::Medium,
             format!("provider '{}' is called over plain HTTP ({host}): prompts, answers and its credential travel unencrypted", p.name),
             format!("providers[{i}].base_url"),
             "use an https:// base_url (add ca_bundle for a private CA)",
+        ));
+    }
+}
+
+fn plain_backends(input: &AuditInput<'_>, out: &mut Vec<Finding>) {
+    if let Some(redis) = &input.config.redis {
+        if let Some(host) = redis.url.strip_prefix("redis://").and_then(remote_host) {
+            out.push(finding(
+                "redis-plain-tcp",
+                Severity::Medium,
+                format!("Redis at {host} is reached without TLS: limit counters and its password cross the network in clear"),
+                "redis.url",
+                "use rediss:// (TLS) or keep Redis on a loopback or private link",
+            ));
+        }
+    }
+    let url = input.config.store.url.as_str();
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"));
+    let verified = [
+        "sslmode=require",
+        "sslmode=verify-ca",
+        "sslmode=verify-full",
+    ]
+    .iter()
+    .any(|m| url.contains(m));
+    if let (Some(host), false) = (rest.and_then(remote_host), verified) {
+        out.push(finding(
+            "store-plain-tcp",
+            Severity::Medium,
+            format!("PostgreSQL at {host} is reached without required TLS (sslmode defaults to prefer, which falls back to clear text)"),
+            "store.url",
+            "add ?sslmode=verify-full (or require) to store.url",
         ));
     }
 }
@@ -175,6 +216,30 @@ fn redis_fail_open(input: &AuditInput<'_>, out: &mut Vec<Finding>) {
                 "set redis.fail_mode: closed unless availability matters more than limits; alert on portcullis_limiter_fail_mode_total",
             ));
         }
+    }
+}
+
+fn alerts_off(input: &AuditInput<'_>, out: &mut Vec<Finding>) {
+    if !input.config.alerts.enabled {
+        out.push(finding(
+            "alerts-disabled",
+            Severity::Low,
+            "anomaly alerts are disabled: credential stuffing, key theft and spend spikes go unnoticed",
+            "alerts.enabled",
+            "remove `alerts: {enabled: false}` and set alerts.webhook to reach the on-call channel",
+        ));
+    }
+}
+
+fn audit_not_forwarded(input: &AuditInput<'_>, out: &mut Vec<Finding>) {
+    if input.config.audit.forward.is_empty() {
+        out.push(finding(
+            "audit-not-forwarded",
+            Severity::Info,
+            "the audit log lives only in the gateway's store: whoever controls the store can rewrite it wholesale",
+            "audit.forward",
+            "forward records to a separate system (audit.forward: syslog or a JSON lines file shipped elsewhere) and keep the chain head from `portcullis audit verify`",
+        ));
     }
 }
 

@@ -13,6 +13,9 @@ fn clean_config() -> Config {
     let mut c = Config::embedded_default();
     c.providers = vec![ProviderConfig::new("openai", ProviderKind::Openai)];
     c.models.clear();
+    c.audit.forward = vec![portcullis_config::AuditForward::File {
+        path: "/var/log/portcullis-audit.jsonl".into(),
+    }];
     c
 }
 
@@ -341,4 +344,49 @@ fn severity_names_and_text_report() {
     let json = serde_json::to_value(&f[0]).unwrap();
     assert_eq!(json["where"], "policy (store)");
     assert_eq!(json["severity"], "medium");
+}
+
+#[test]
+fn alerts_off_and_audit_kept_only_in_the_store() {
+    let p = policy(GOOD_POLICY);
+    let mut c = clean_config();
+    c.alerts.enabled = false;
+    c.audit.forward.clear();
+    assert_eq!(
+        ids(&run(&c, Some(&p), &[])),
+        vec![
+            ("alerts-disabled", Severity::Low),
+            ("audit-not-forwarded", Severity::Info)
+        ]
+    );
+}
+
+#[test]
+fn backends_without_tls_beyond_loopback() {
+    let p = policy(GOOD_POLICY);
+    let mut c = clean_config();
+    c.redis = Some(RedisConfig {
+        url: "redis://:hunter2@cache.internal:6379".into(),
+        fail_mode: RedisFailMode::Closed,
+    });
+    c.store.url = "postgres://app:hunter2@db.internal/portcullis".into();
+    let f = run(&c, Some(&p), &[]);
+    assert_eq!(
+        ids(&f),
+        vec![
+            ("redis-plain-tcp", Severity::Medium),
+            ("store-plain-tcp", Severity::Medium)
+        ]
+    );
+    assert!(f[0].what.contains("cache.internal") && f[1].what.contains("db.internal"));
+    assert!(
+        f.iter().all(|f| !f.what.contains("hunter2")),
+        "passwords never appear"
+    );
+    c.redis.as_mut().unwrap().url = "rediss://cache.internal:6380".into();
+    c.store.url = "postgres://app@db.internal/portcullis?sslmode=verify-full".into();
+    assert!(run(&c, Some(&p), &[]).is_empty());
+    c.redis.as_mut().unwrap().url = "redis://127.0.0.1:6379".into();
+    c.store.url = "postgres://postgres@localhost:5432/test".into();
+    assert!(run(&c, Some(&p), &[]).is_empty());
 }
