@@ -4,6 +4,7 @@
 mod edge;
 mod env;
 mod load;
+mod records;
 mod routing;
 mod security;
 mod types;
@@ -12,6 +13,7 @@ mod validate;
 
 pub use edge::{CacheBackendKind, CacheConfig, RouteConfig, RETRYABLE_METHODS, ROUTE_METHODS};
 pub use load::{load_file, load_str, Loaded, LITERAL_SECRET_WARNING};
+pub use records::{ComplianceSchedule, LogsConfig, ReportFormat, ReportsConfig};
 pub use routing::*;
 pub use security::*;
 pub use types::*;

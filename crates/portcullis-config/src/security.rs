@@ -305,3 +305,70 @@ fn is_host_port(text: &str) -> bool {
         None => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(yaml: &str) -> Vec<String> {
+        match crate::load_str(yaml, &|_| None) {
+            Ok(_) => vec![],
+            Err(e) => e.problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_and_a_full_section_parse() {
+        let loaded = crate::load_str("{}", &|_| None).unwrap();
+        let c = loaded.config;
+        assert!(c.alerts.enabled && c.alerts.webhook.is_none());
+        assert_eq!(c.audit.queue_capacity, 4096);
+        assert_eq!(c.alerts.rules.auth_failures.count, 20);
+        let yaml = "audit:\n  forward:\n    - {type: file, path: /tmp/a.jsonl}\n    - {type: syslog, address: '127.0.0.1:514', transport: tcp}\nalerts:\n  webhook: https://h.example/x\n  rules:\n    auth_failures: {count: 5, window: 30s}\n    spend_spike: {window: 10m}\n";
+        let c = crate::load_str(yaml, &|_| None).unwrap().config;
+        assert_eq!(
+            c.audit.forward[1],
+            AuditForward::Syslog {
+                address: "127.0.0.1:514".into(),
+                transport: SyslogTransport::Tcp,
+                app_name: "portcullis".into()
+            }
+        );
+        assert_eq!(
+            c.alerts.rules.auth_failures.window.0,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            c.alerts.rules.spend_spike.window.0,
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            c.alerts.rules.spend_spike.factor, 5.0,
+            "unset fields keep defaults"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let yaml = "audit:\n  queue_capacity: 0\n  forward:\n    - {type: syslog, address: nohost}\n    - {type: file, path: ''}\nalerts:\n  webhook: ftp://x\n  dedup_window: 0s\n  rules:\n    auth_failures: {count: 0, window: 0s}\n    token_spike: {factor: 0.5}\n    spend_spike: {min_usd: -1}\n";
+        let got = problems(yaml);
+        for path in [
+            "audit.queue_capacity:",
+            "audit.forward[0].address:",
+            "audit.forward[1].path:",
+            "alerts.webhook:",
+            "alerts.dedup_window:",
+            "alerts.rules.auth_failures.count:",
+            "alerts.rules.auth_failures.window:",
+            "alerts.rules.token_spike.factor:",
+            "alerts.rules.spend_spike.min_usd:",
+        ] {
+            assert!(
+                got.iter().any(|p| p.starts_with(path)),
+                "{path} missing in {got:?}"
+            );
+        }
+        let unknown = problems("alerts:\n  rules:\n    bogus: 1\n");
+        assert!(unknown[0].starts_with("alerts.rules.bogus"), "{unknown:?}");
+    }
+}

@@ -12,8 +12,10 @@ mod audit;
 mod breakers;
 mod identity;
 mod keys;
+mod logs;
 pub mod openapi;
 mod policies;
+pub mod reports;
 mod security;
 pub mod usage;
 
@@ -64,6 +66,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/audit"),
     ("get", "/api/v1/breakers"),
     ("post", "/api/v1/breakers/{id}/reset"),
+    ("get", "/api/v1/logs"),
+    ("get", "/api/v1/reports/compliance"),
     ("get", "/api/v1/audit/config"),
     ("get", "/api/v1/alerts"),
     ("get", "/api/v1/openapi.json"),
@@ -106,6 +110,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/breakers", get(breakers::list))
         .route("/api/v1/breakers/{id}/reset", post(breakers::reset))
+        .route("/api/v1/logs", get(logs::list))
+        .route("/api/v1/reports/compliance", get(reports::compliance))
         .route("/api/v1/audit/config", get(security::config_audit))
         .route("/api/v1/alerts", get(security::alerts))
         .route("/api/v1/openapi.json", get(openapi::serve))

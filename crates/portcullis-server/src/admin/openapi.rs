@@ -50,6 +50,8 @@ const OPS: &[Op] = &[
     op("get", "/api/v1/audit", "The audit log, newest first (keyset pagination with before_id)", "audit:read", &["since", "until", "actor", "action", "limit", "before_id"], Body::None),
     op("get", "/api/v1/breakers", "Circuit breakers of every model target: state, failures, opened_at, next probe, in flight, latency", "routing:read", &[], Body::None),
     op("post", "/api/v1/breakers/{id}/reset", "Close a target's breaker and forget its failures (audited)", "routing:write", &[], Body::None),
+    op("get", "/api/v1/logs", "Request logs, newest first (keyset pagination with before_id): who, model, status, latency, tokens, cost, guardrail actions, policy decision, redacted bodies when the team logs them", "logs:read (own / team / other-team)", &["from", "to", "team", "key", "principal", "model", "status", "denied", "limit", "before_id"], Body::None),
+    op("get", "/api/v1/reports/compliance", "Compliance report of [from, to): access, denials, policy changes with diffs, key events, guardrail actions, anomalies, audit-chain verification; JSON, CSV or self-contained HTML", "audit:read + logs:read", &["from", "to", "format"], Body::None),
     op("get", "/api/v1/audit/config", "Configuration security audit: findings (id, severity, what, where, fix), summary, worst", "audit:read", &[], Body::None),
     op("get", "/api/v1/alerts", "Anomaly alerts, newest first: rule, subject, severity, first/last seen, count (keyset pagination)", "audit:read", &["since", "until", "rule", "subject", "limit", "before_id"], Body::None),
     op("get", "/api/v1/openapi.json", "This document", "any valid key", &[], Body::None),
@@ -77,7 +79,12 @@ const fn op(
 fn query_schema(name: &str) -> Value {
     match name {
         "shadow" => json!({"type": "boolean"}),
-        "limit" | "before_id" | "version" => json!({"type": "integer"}),
+        "limit" | "before_id" | "version" | "status" => json!({"type": "integer"}),
+        "denied" => json!({"type": "boolean", "description": "only refused requests"}),
+        "from" | "to" => {
+            json!({"type": "string", "description": "unix seconds, a date (2026-11-01), an RFC 3339 time, or a span back from now such as 7d"})
+        }
+        "format" => json!({"type": "string", "enum": ["json", "csv", "html"], "default": "json"}),
         "since" | "until" => {
             json!({"type": "string", "description": "unix seconds, or a span back from now such as 7d"})
         }

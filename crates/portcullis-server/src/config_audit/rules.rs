@@ -10,8 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 /// A rule: reads the input, appends findings.
 pub type Rule = fn(&AuditInput<'_>, &mut Vec<Finding>);
 
-/// Every rule. Body logging without redaction is not checked yet: teams cannot log
-/// bodies until the request-log work adds that switch; its rule belongs here.
+/// Every rule. There is no "body logging without redaction" rule: a team's `log_bodies`
+/// always stores bodies redacted (team profile, else the default profile).
 pub const ALL: &[Rule] = &[
     admin_plane_exposed,
     plain_http,
