@@ -4,7 +4,9 @@
 use crate::edge::{CacheConfig, RouteConfig};
 use crate::env;
 use crate::security::{AlertsConfig, AuditConfig};
-use crate::types::{Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig};
+use crate::types::{
+    Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig, TelemetryConfig,
+};
 use crate::validate::{validate, Positions};
 use crate::RoutingRule;
 use crate::{ConfigError, Problem};
@@ -74,6 +76,7 @@ pub fn load_str(
         alerts: AlertsConfig::default(),
         routes: Vec::new(),
         cache: None,
+        telemetry: Default::default(),
     };
     for (key, value) in map {
         let Some(key) = key.as_str().map(str::to_owned) else {
@@ -107,6 +110,11 @@ pub fn load_str(
             "redis" => {
                 config.redis = section::<Option<RedisConfig>>(&key, value, &mut problems).flatten()
             }
+            "telemetry" => {
+                if let Some(v) = section::<TelemetryConfig>(&key, value, &mut problems) {
+                    config.telemetry = v;
+                }
+            }
             "audit" => {
                 if let Some(v) = section::<AuditConfig>(&key, value, &mut problems) {
                     config.audit = v;
@@ -135,7 +143,7 @@ pub fn load_str(
             }
             other => problems.push(problem(
                 other,
-                "unknown field; expected one of: server, store, providers, models, routing, redis, routes, cache, audit, alerts, logs, reports",
+                "unknown field; expected one of: server, store, providers, models, routing, redis, routes, cache, audit, alerts, logs, reports, telemetry",
             )),
         }
     }

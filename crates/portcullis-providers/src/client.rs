@@ -371,13 +371,27 @@ impl Provider {
         body: Vec<u8>,
         stream: bool,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        self.send_limited(op, model, body, stream, self.default_limits())
+        self.send_with_headers(op, model, body, stream, &http::HeaderMap::new())
             .await
     }
 
-    /// Like [`Provider::send`] within `limits`: the response headers must come within
-    /// `first_byte` (and before the deadline), a whole body before the deadline, and each
-    /// stream chunk within `idle` of the previous one (and before the deadline).
+    /// [`Provider::send`] with extra request headers (e.g. W3C `traceparent`); they never
+    /// replace the provider's own authentication headers.
+    pub async fn send_with_headers(
+        &self,
+        op: Operation,
+        model: &str,
+        body: Vec<u8>,
+        stream: bool,
+        extra: &http::HeaderMap,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        self.send_limited(op, model, body, stream, self.default_limits(), extra)
+            .await
+    }
+
+    /// Like [`Provider::send_with_headers`] within `limits`: the response headers must come
+    /// within `first_byte` (and before the deadline), a whole body before the deadline, and
+    /// each stream chunk within `idle` of the previous one (and before the deadline).
     pub async fn send_limited(
         &self,
         op: Operation,
@@ -385,12 +399,18 @@ impl Provider {
         body: Vec<u8>,
         stream: bool,
         limits: CallLimits,
+        extra: &http::HeaderMap,
     ) -> Result<UpstreamResponse, UpstreamError> {
         if self.kind == ProviderKind::Mock {
             return mock::respond(&self.name, &format!("/{}", op.openai_path()), &body, stream);
         }
         let url = self.endpoint(op, model, stream);
         let mut headers = self.headers.clone();
+        for (name, value) in extra {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
         self.sign(&url, &body, &mut headers)?;
         let request = self.client.post(url).headers(headers).body(body);
         let timeout = |phase| UpstreamError::Timeout {

@@ -72,6 +72,7 @@ async fn handle(
     let route = resolve_routed(state, &key, &head.model, headers, head.get("metadata"))?;
     let primary = route.primary().provider.clone();
     note.route(&head.model, &primary.name);
+    crate::otel::request(&note, Operation::Chat, &route.model, &head);
     let call = Call {
         key: &key,
         client_ip: Some(peer.ip()),
@@ -156,6 +157,7 @@ async fn handle(
                     note.usage(translate::log_usage(&response.usage.unwrap_or_default()));
                 }
             }
+            crate::otel::response(&note, &bytes);
             Ok(json_response(status, bytes))
         }
         (UpstreamBody::Full(bytes), false) => {
@@ -166,10 +168,9 @@ async fn handle(
             if let Some(usage) = &response.usage {
                 note.usage(translate::log_usage(usage));
             }
-            Ok(json_response(
-                status,
-                translate::encode_response(inbound, &response),
-            ))
+            let body = translate::encode_response(inbound, &response);
+            crate::otel::response(&note, &body);
+            Ok(json_response(status, body))
         }
         (UpstreamBody::Stream(chunks), true) => {
             let sniffer = match inbound {

@@ -246,14 +246,24 @@ impl Dispatch<'_> {
                 }
                 let in_flight = member.target.start();
                 let started = Instant::now();
+                let trace_headers =
+                    crate::otel::attempt(note, &member.provider, op, &member.upstream_model);
                 let sent = member
                     .provider
-                    .send_limited(op, &member.upstream_model, body, stream, limits)
+                    .send_limited(
+                        op,
+                        &member.upstream_model,
+                        body,
+                        stream,
+                        limits,
+                        &trace_headers,
+                    )
                     .await;
                 let sent = match sent {
                     Ok(response) => first_chunk(response, &member.provider.name).await,
                     Err(e) => Err(e),
                 };
+                crate::otel::answered(note, &sent);
                 note.upstream_call(first_start);
                 match sent {
                     Ok(response) => {

@@ -94,6 +94,7 @@ async fn passthrough(
     let route = resolve_routed(state, key, &request.model, headers, request.get("metadata"))?;
     let primary = route.primary().provider.clone();
     note.route(&request.model, &primary.name);
+    crate::otel::request(&note, op, &route.model, request);
     let call = Call {
         key,
         client_ip: Some(peer.ip()),
