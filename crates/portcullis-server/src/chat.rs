@@ -7,6 +7,7 @@
 use crate::access::AccessNote;
 use crate::auth::authenticate;
 use crate::body::{json_response, max_timeout, read_body, resolve_routed, stream_response};
+use crate::cache::CachePlan;
 use crate::dispatch::{self, Answered, Dispatch};
 use crate::enforce::{self, Call};
 use crate::error::GatewayError;
@@ -37,9 +38,18 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(&state, note, peer, &headers, body, Inbound::OpenAi)
-        .await
-        .unwrap_or_else(|e| e.respond(Inbound::OpenAi))
+    let mut cache = None;
+    let answer = handle(
+        &state,
+        note,
+        peer,
+        &headers,
+        body,
+        Inbound::OpenAi,
+        &mut cache,
+    )
+    .await;
+    crate::cache::finish(&state, cache, answer, Inbound::OpenAi)
 }
 
 /// POST /v1/messages (Anthropic format).
@@ -50,9 +60,18 @@ pub async fn messages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(&state, note, peer, &headers, body, Inbound::Anthropic)
-        .await
-        .unwrap_or_else(|e| e.respond(Inbound::Anthropic))
+    let mut cache = None;
+    let answer = handle(
+        &state,
+        note,
+        peer,
+        &headers,
+        body,
+        Inbound::Anthropic,
+        &mut cache,
+    )
+    .await;
+    crate::cache::finish(&state, cache, answer, Inbound::Anthropic)
 }
 
 async fn handle(
@@ -62,6 +81,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
     inbound: Inbound,
+    cache: &mut Option<CachePlan>,
 ) -> Result<Response, GatewayError> {
     let key = authenticate(state, headers)?;
     note.key(&key);
@@ -101,6 +121,13 @@ async fn handle(
     }
     let guarded = guard.is_some();
     let (stream, client_wants_usage) = (head.stream, head.client_wants_usage);
+    // Admitted and the prompt guarded: a cacheable request may be answered from the cache.
+    if let Some(plan) = crate::cache::plan(state, headers, &key, inbound, &route.model, &bytes) {
+        if let Some(hit) = crate::cache::serve_hit(state, &plan, &note).await {
+            return Ok(hit);
+        }
+        *cache = Some(plan);
+    }
 
     // The body for each target: untouched but for `model` when the formats match, else
     // through the IR (decoded once, on the first target that needs it).

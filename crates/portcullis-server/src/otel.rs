@@ -248,6 +248,14 @@ impl RequestTrace {
         }
     }
 
+    /// Sets an attribute on the request span and the current attempt.
+    fn set_both(&self, kv: KeyValue) {
+        if let Some(cx) = self.current_attempt() {
+            cx.span().set_attribute(kv.clone());
+        }
+        self.root.span().set_attribute(kv);
+    }
+
     fn current_attempt(&self) -> Option<Context> {
         self.attempt
             .lock()
@@ -325,6 +333,24 @@ pub fn attempt(note: &AccessNote, provider: &Provider, op: Operation, model: &st
 pub fn answered(note: &AccessNote, result: &Result<UpstreamResponse, UpstreamError>) {
     if let Some(t) = note.trace() {
         t.answered(result);
+    }
+}
+
+/// Records the model named at the start of a translated stream.
+pub fn response_model(note: &AccessNote, model: &str) {
+    if let (Some(t), false) = (note.trace(), model.is_empty()) {
+        t.set_both(KeyValue::new("gen_ai.response.model", model.to_string()));
+    }
+}
+
+/// Records the finish reason at the end of a translated stream.
+pub fn finish_reason(note: &AccessNote, reason: &str) {
+    if let Some(t) = note.trace() {
+        let reasons: Vec<opentelemetry::StringValue> = vec![reason.to_string().into()];
+        t.set_both(KeyValue::new(
+            "gen_ai.response.finish_reasons",
+            opentelemetry::Value::Array(reasons.into()),
+        ));
     }
 }
 

@@ -264,3 +264,49 @@ async fn a_failed_attempt_is_an_error_span_and_new_traces_start_at_the_gateway()
     assert_eq!(s(client, "error.type"), "upstream_5xx");
     assert_eq!(i(client, "http.response.status_code"), 503);
 }
+
+#[tokio::test]
+async fn a_translated_stream_records_usage_model_and_finish_reason() {
+    let mock = MockUpstream::start().await;
+    let (collector, addr) = Collector::start().await;
+    let gw = gateway(&mock, addr).await;
+    let key = gw.live_key("client", &[]).await;
+    // Anthropic client, OpenAI-compatible upstream: the stream goes through the IR.
+    let r = gw
+        .client
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", &key)
+        .json(
+            &json!({"model": "team-gpt", "max_tokens": 20, "stream": true,
+                      "messages": [{"role": "user", "content": "stream me"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("message_stop"), "{text}");
+    let traceparent = mock.requests()[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k == "traceparent")
+        .map(|(_, v)| v.clone())
+        .expect("traceparent upstream");
+    let trace_hex = traceparent.split('-').nth(1).unwrap().to_string();
+    let trace_bytes: Vec<u8> = (0..16)
+        .map(|k| u8::from_str_radix(&trace_hex[2 * k..2 * k + 2], 16).unwrap())
+        .collect();
+    let spans = collector.trace(&trace_bytes, 2).await;
+    let client = &spans
+        .iter()
+        .find(|(_, s)| s.kind == SpanKind::Client as i32)
+        .expect("a client span")
+        .1;
+    assert_eq!(s(client, "gen_ai.response.model"), "mock-gpt");
+    let reasons = attr(&client.attributes, "gen_ai.response.finish_reasons")
+        .expect("finish reasons")
+        .clone();
+    assert!(format!("{reasons:?}").contains("stop"), "{reasons:?}");
+    assert!(i(client, "gen_ai.usage.output_tokens") > 0);
+    assert_eq!(i(client, "gen_ai.request.max_tokens"), 20);
+}
