@@ -4,6 +4,7 @@
 mod edge;
 mod env;
 mod load;
+mod records;
 mod security;
 mod types;
 mod units;
@@ -11,6 +12,7 @@ mod validate;
 
 pub use edge::{CacheBackendKind, CacheConfig, RouteConfig, RETRYABLE_METHODS, ROUTE_METHODS};
 pub use load::{load_file, load_str, Loaded, LITERAL_SECRET_WARNING};
+pub use records::{ComplianceSchedule, LogsConfig, ReportFormat, ReportsConfig};
 pub use security::*;
 pub use types::*;
 pub use units::{ByteSize, Seconds};

@@ -66,6 +66,8 @@ pub fn load_str(
         providers: Vec::new(),
         models: Vec::new(),
         redis: None,
+        logs: crate::LogsConfig::default(),
+        reports: crate::ReportsConfig::default(),
         audit: AuditConfig::default(),
         alerts: AlertsConfig::default(),
         routes: Vec::new(),
@@ -114,9 +116,19 @@ pub fn load_str(
             "cache" => {
                 config.cache = section::<Option<CacheConfig>>(&key, value, &mut problems).flatten()
             }
+            "logs" => {
+                if let Some(v) = section::<crate::LogsConfig>(&key, value, &mut problems) {
+                    config.logs = v;
+                }
+            }
+            "reports" => {
+                if let Some(v) = section::<crate::ReportsConfig>(&key, value, &mut problems) {
+                    config.reports = v;
+                }
+            }
             other => problems.push(problem(
                 other,
-                "unknown field; expected one of: server, store, providers, models, redis, routes, cache, audit, alerts",
+                "unknown field; expected one of: server, store, providers, models, redis, routes, cache, audit, alerts, logs, reports",
             )),
         }
     }

@@ -26,6 +26,12 @@ pub struct Config {
     /// Shared rate-limit and budget counters for several gateway instances.
     #[serde(default)]
     pub redis: Option<RedisConfig>,
+    /// Request logs in the store (retention, queue).
+    #[serde(default)]
+    pub logs: crate::LogsConfig,
+    /// Scheduled reports.
+    #[serde(default)]
+    pub reports: crate::ReportsConfig,
     /// Audit-trail queue and forwarding (JSON lines file, syslog).
     #[serde(default)]
     pub audit: crate::security::AuditConfig,
@@ -77,6 +83,8 @@ impl Config {
                 price: None,
             }],
             redis: None,
+            logs: crate::LogsConfig::default(),
+            reports: crate::ReportsConfig::default(),
             audit: Default::default(),
             alerts: Default::default(),
             routes: Vec::new(),

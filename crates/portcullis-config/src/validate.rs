@@ -28,6 +28,7 @@ pub fn validate(
 ) {
     crate::security::validate(&config.audit, &config.alerts, problems);
     let mut push = |path: String, message: String| problems.push(Problem { path, message });
+    crate::records::validate(&config.logs, &config.reports, &mut push);
     let server = &config.server;
     if server.listen == server.admin_listen {
         push(

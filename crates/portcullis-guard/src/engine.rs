@@ -223,6 +223,32 @@ impl CompiledProfile {
     }
 }
 
+impl CompiledProfile {
+    /// `text` with every finding replaced by its typed placeholder, whatever the rule's
+    /// action (`block`, `redact` or `log`): for texts that are stored, such as request-log
+    /// bodies, where nothing a rule matched may be kept. Borrowed when nothing matched.
+    pub fn redact_all<'t>(&self, text: &'t str, dir: Direction) -> std::borrow::Cow<'t, str> {
+        let hits = self.matchers(dir).scan(text);
+        if hits.is_empty() {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let mut redactor = Redactor::new();
+        let mut out = String::with_capacity(text.len());
+        let mut pos = 0;
+        for h in &hits {
+            let span = h.finding.span.clone();
+            if span.start < pos {
+                continue;
+            }
+            out.push_str(&text[pos..span.start]);
+            out.push_str(redactor.placeholder(&h.label, &text[span.clone()], false));
+            pos = span.end;
+        }
+        out.push_str(&text[pos..]);
+        std::borrow::Cow::Owned(out)
+    }
+}
+
 /// Writes `text` with `redact` hits replaced; `None` when no hit redacts.
 pub(crate) fn apply_redactions(
     text: &str,

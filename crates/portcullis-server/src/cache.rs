@@ -130,6 +130,7 @@ pub async fn serve_hit(state: &AppState, plan: &CachePlan, note: &AccessNote) ->
     }
     let Some(entry) = cache.get(&plan.key).await else {
         state.metrics.cache_miss();
+        note.cache(false);
         return None;
     };
     state.metrics.cache_hit();

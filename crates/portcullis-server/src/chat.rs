@@ -60,8 +60,9 @@ async fn handle(
     inbound: Inbound,
 ) -> Result<Response, GatewayError> {
     let key = authenticate(state, headers)?;
-    note.key(&key.id);
+    note.key(&key);
     let bytes = read_body(state, headers, body).await?;
+    crate::request_log::capture_bodies(state, &key, &note, &bytes);
     let head = PassthroughRequest::parse(&bytes).map_err(GatewayError::from)?;
     head.require("messages", true).map_err(GatewayError::from)?;
     let route = resolve(state, &key, &head.model)?;

@@ -58,6 +58,7 @@ pub async fn admit(
     };
     let mut settlement = Settlement {
         state: state.clone(),
+        note: Arc::downgrade(note),
         key_id: key.id.clone(),
         team: key.team.clone(),
         model: model_name,
@@ -240,6 +241,7 @@ pub async fn admit(
 /// Reservations to settle and the usage to record once the response is over.
 struct Settlement {
     state: Arc<AppState>,
+    note: std::sync::Weak<AccessNote>,
     key_id: String,
     team: Option<String>,
     model: String,
@@ -265,6 +267,9 @@ impl Settlement {
             .unwrap_or(0);
         let (model, team) = (Some(self.model.as_str()), self.team.as_deref());
         self.state.metrics.record_cost(model, team, cost);
+        if let Some(note) = self.note.upgrade() {
+            note.cost(cost);
+        }
         if done.record_usage {
             self.state.usage_writer.push(NewUsage {
                 at: crate::auth::unix_now(),

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use portcullis_policy::AuthError;
 use portcullis_providers::{Provider, UpstreamError};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Everything that can end a request with an error.
 #[derive(Debug)]
@@ -378,9 +379,10 @@ impl IntoResponse for GatewayError {
         if let GatewayError::Auth(_) = self {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        response
-            .extensions_mut()
-            .insert(ErrorCode(self.parts().code));
+        let parts = self.parts();
+        let extensions = response.extensions_mut();
+        extensions.insert(ErrorCode(parts.code));
+        extensions.insert(ErrorReason(Arc::from(parts.message.as_ref())));
         response
     }
 }
@@ -397,3 +399,23 @@ fn with_problems(body: Vec<u8>, problems: &[portcullis_policy::document::Problem
 /// The error code of a failed response, kept for the access log.
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorCode(pub &'static str);
+
+/// The client-facing message of a failed response, kept for the request log.
+#[derive(Debug, Clone)]
+pub struct ErrorReason(pub Arc<str>);
+
+/// Whether an error code means the gateway refused the request (authentication, access,
+/// policy, limits, budget, guardrail), as opposed to a malformed request or a failure.
+pub fn is_denial(code: &str) -> bool {
+    matches!(
+        code,
+        "invalid_api_key"
+            | "model_not_allowed"
+            | "policy_denied"
+            | "rate_limit_exceeded"
+            | "budget_exceeded"
+            | "guardrail_blocked"
+            | "limiter_unavailable"
+            | "permission_denied"
+    )
+}

@@ -21,6 +21,8 @@ pub mod openai_routes;
 pub mod policy_ops;
 pub mod policy_runtime;
 pub mod relay;
+pub mod report;
+pub mod request_log;
 pub mod rest;
 pub mod state;
 pub mod translate;
@@ -60,6 +62,7 @@ pub struct Gateway {
     admin_handle: Handle,
     servers: Vec<JoinHandle<std::io::Result<()>>>,
     refresher: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
 }
 
 /// Starts the gateway described by `config` on top of an opened `store`.
@@ -85,6 +88,19 @@ pub async fn start(config: &Config, store: Store) -> Result<Gateway, StartError>
         tokio::spawn(admin.serve(app::admin_plane(state.clone()), admin_handle.clone())),
     ];
     let refresher = state.spawn_key_refresher();
+    let mut background = Vec::new();
+    if config.logs.enabled {
+        background.push(request_log::spawn_purge(
+            state.store.clone(),
+            config.logs.retention.0,
+        ));
+    }
+    if let Some(schedule) = &config.reports.compliance {
+        background.push(report::spawn_schedule(
+            state.store.clone(),
+            schedule.clone(),
+        ));
+    }
     tracing::info!(%data_addr, %admin_addr, store = state.store.backend(), models = state.routes.len(), "portcullis gateway started");
     Ok(Gateway {
         data_addr,
@@ -94,6 +110,7 @@ pub async fn start(config: &Config, store: Store) -> Result<Gateway, StartError>
         admin_handle,
         servers,
         refresher,
+        background,
     })
 }
 
@@ -115,6 +132,7 @@ impl Gateway {
             }
         }
         self.refresher.abort();
+        self.background.iter().for_each(JoinHandle::abort);
         self.state.on_shutdown().await;
         self.state.store.close().await;
         result

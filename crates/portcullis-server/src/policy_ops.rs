@@ -84,7 +84,8 @@ pub struct DiffOutcome {
     pub text: String,
 }
 
-fn empty_document() -> PolicyDocument {
+/// The document every first version is compared with: no rules at all.
+pub(crate) fn empty_document() -> PolicyDocument {
     PolicyDocument {
         version: 1,
         default_team: None,

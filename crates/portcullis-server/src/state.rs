@@ -58,6 +58,8 @@ pub struct AppState {
     pub usage_writer: BatchWriter<NewUsage>,
     /// Shadow-mode differences on their way to the store.
     pub shadow_writer: BatchWriter<NewShadowEvent>,
+    /// Request logs on their way to the store (`None` when `logs.enabled` is false).
+    pub request_logs: Option<crate::request_log::RequestLogWriter>,
     /// Requests where the shadow policy decided differently (since start).
     pub shadow_differences: AtomicU64,
     /// Limit checks decided by the fail mode because Redis was unreachable: [open, closed].
@@ -161,6 +163,10 @@ impl AppState {
                     Box::pin(async move { s.record_shadow_events(&rows).await })
                 }),
             ),
+            request_logs: config
+                .logs
+                .enabled
+                .then(|| crate::request_log::start_writer(&store, config.logs.queue)),
             store,
             ready: AtomicBool::new(false),
             policy: ArcSwap::from_pointee(PolicySnapshot::default()),
@@ -318,13 +324,24 @@ impl AppState {
             shadow.depth() as u64,
             shadow.dropped(),
         );
+        if let Some(logs) = &self.request_logs {
+            m.set_queue(
+                metrics::Queue::RequestLog,
+                logs.depth() as u64,
+                logs.dropped(),
+            );
+        }
         let audit = &self.audit;
         m.set_queue(metrics::Queue::Audit, audit.depth() as u64, audit.dropped());
         self.metrics.render()
     }
 
-    /// Final flush at shutdown: usage, shadow events, alerts, audit records, last-use times.
+    /// Final flush at shutdown: request logs, usage, shadow events, alerts, audit records,
+    /// last-use times.
     pub async fn on_shutdown(&self) {
+        if let Some(logs) = &self.request_logs {
+            logs.shutdown().await;
+        }
         self.usage_writer.shutdown().await;
         self.shadow_writer.shutdown().await;
         self.alerts.shutdown().await;

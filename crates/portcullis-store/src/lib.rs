@@ -10,7 +10,8 @@
 //! once (WAL mode, busy timeout).
 //!
 //! One file per concept: `keys`, `users` (users and teams), `policies`,
-//! `audit`, `shadow`, `usage` and `alerts`, each with its records and its methods.
+//! `audit`, `shadow`, `usage`, `alerts` and `request_logs`, each with its records and its
+//! methods.
 //!
 //! Design notes:
 //! - One concrete pool per backend (no `sqlx::Any`), so each driver's types
@@ -43,6 +44,7 @@ mod error;
 mod filter;
 mod keys;
 mod policies;
+mod request_logs;
 mod shadow;
 pub mod testing;
 mod usage;
@@ -54,6 +56,9 @@ pub use audit_chain::{ChainHead, ChainVerdict, GENESIS_HASH};
 pub use error::{redact_url, StoreError};
 pub use keys::{KeyRecord, NewKey};
 pub use policies::{PolicyState, PolicyVersion, PolicyVersionSummary};
+pub use request_logs::{
+    AccessSummary, GuardrailEntry, NewRequestLog, RequestLogQuery, RequestLogRecord,
+};
 pub use shadow::{NewShadowEvent, ShadowEventRecord, ShadowReport};
 pub use usage::{NewUsage, UsageQuery, UsageRow};
 pub use users::{NewUser, TeamRecord, UserRecord};

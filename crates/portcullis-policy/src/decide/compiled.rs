@@ -71,6 +71,7 @@ pub(crate) struct CompiledTeam {
     pub guardrails: Option<String>,
     pub cache: Option<TeamCache>,
     pub needs_tokens: bool,
+    pub log_bodies: bool,
 }
 
 /// A compiled rate limit.
@@ -172,6 +173,7 @@ impl CompiledPolicy {
                     guardrails: t.guardrails.clone(),
                     cache: t.cache,
                     needs_tokens,
+                    log_bodies: t.log_bodies,
                 },
             );
         }
@@ -202,6 +204,15 @@ impl CompiledPolicy {
         self.effective_team(team)
             .and_then(|t| self.teams.get(t))
             .is_some_and(|t| t.needs_tokens)
+    }
+
+    /// Whether the team's request and response bodies go into the request log, and the
+    /// team's guardrail profile name (to redact them with).
+    pub fn log_bodies(&self, team: Option<&str>) -> Option<Option<&str>> {
+        self.effective_team(team)
+            .and_then(|t| self.teams.get(t))
+            .filter(|t| t.log_bodies)
+            .map(|t| t.guardrails.as_deref())
     }
 
     /// The team's body size limit, to enforce while reading the body (before deciding).

@@ -91,6 +91,10 @@ pub struct TeamDef {
     /// Role given to keys created in the team without an explicit role.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_role: Option<String>,
+    /// Store prompt and response bodies in the request log (after guardrail redaction
+    /// with the team's profile, or the default profile). Off by default.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub log_bodies: bool,
     /// Response cache for the team's chat requests (needs the gateway's `cache` section);
     /// absent = cached only when a request asks with `x-portcullis-cache: use`.
     #[serde(skip_serializing_if = "Option::is_none")]

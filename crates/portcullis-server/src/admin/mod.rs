@@ -11,8 +11,10 @@
 mod audit;
 mod identity;
 mod keys;
+mod logs;
 pub mod openapi;
 mod policies;
+pub mod reports;
 mod security;
 pub mod usage;
 
@@ -61,6 +63,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/policies/{version}/rollback"),
     ("get", "/api/v1/usage"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/logs"),
+    ("get", "/api/v1/reports/compliance"),
     ("get", "/api/v1/audit/config"),
     ("get", "/api/v1/alerts"),
     ("get", "/api/v1/openapi.json"),
@@ -101,6 +105,8 @@ pub fn router() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/usage", get(usage::summary))
         .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/logs", get(logs::list))
+        .route("/api/v1/reports/compliance", get(reports::compliance))
         .route("/api/v1/audit/config", get(security::config_audit))
         .route("/api/v1/alerts", get(security::alerts))
         .route("/api/v1/openapi.json", get(openapi::serve))

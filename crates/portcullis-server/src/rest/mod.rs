@@ -51,7 +51,7 @@ async fn handle(
 ) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
     let key = authenticate(state, &parts.headers)?;
-    note.key(&key.id);
+    note.key(&key);
     let path = parts.uri.path();
     let route = state.rest.find(path).ok_or(GatewayError::NotFound)?.clone();
     note.route(&route.name, "rest");

@@ -6,5 +6,6 @@ pub mod config;
 pub mod identity;
 pub mod keys;
 pub mod policy;
+pub mod report;
 pub mod serve;
 pub mod verbs;
