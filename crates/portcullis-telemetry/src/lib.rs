@@ -1,10 +1,13 @@
 //! Logging setup: human or JSON lines on stderr, written by a background thread so a slow
 //! terminal or log pipe never stalls a request. Access-log lines use the `ACCESS_TARGET`.
-//! Prometheus metrics with typed names and bounded labels live in [`metrics`].
+//! Prometheus metrics with typed names and bounded labels live in [`metrics`]; OpenTelemetry
+//! trace export over OTLP in [`otel`].
 
 pub mod metrics;
 
 pub mod access_log;
+
+pub mod otel;
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::{fmt, EnvFilter};
