@@ -1,13 +1,19 @@
 //! Gateway configuration: the YAML document operators write, parsed strictly and validated
 //! with every problem collected (with its path) before the gateway refuses to start.
 
+mod edge;
 mod env;
 mod load;
+mod records;
+mod security;
 mod types;
 mod units;
 mod validate;
 
-pub use load::{load_file, load_str, Loaded};
+pub use edge::{CacheBackendKind, CacheConfig, RouteConfig, RETRYABLE_METHODS, ROUTE_METHODS};
+pub use load::{load_file, load_str, Loaded, LITERAL_SECRET_WARNING};
+pub use records::{ComplianceSchedule, LogsConfig, ReportFormat, ReportsConfig};
+pub use security::*;
 pub use types::*;
 pub use units::{ByteSize, Seconds};
 

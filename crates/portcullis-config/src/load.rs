@@ -1,7 +1,9 @@
 //! Reading a configuration document: YAML, `${ENV}` substitution, strict typed parsing of
 //! each section and list item on its own (so every problem is found in one pass), validation.
 
+use crate::edge::{CacheConfig, RouteConfig};
 use crate::env;
+use crate::security::{AlertsConfig, AuditConfig};
 use crate::types::{Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig};
 use crate::validate::{validate, Positions};
 use crate::{ConfigError, Problem};
@@ -64,6 +66,12 @@ pub fn load_str(
         providers: Vec::new(),
         models: Vec::new(),
         redis: None,
+        logs: crate::LogsConfig::default(),
+        reports: crate::ReportsConfig::default(),
+        audit: AuditConfig::default(),
+        alerts: AlertsConfig::default(),
+        routes: Vec::new(),
+        cache: None,
     };
     for (key, value) in map {
         let Some(key) = key.as_str().map(str::to_owned) else {
@@ -92,9 +100,35 @@ pub fn load_str(
             "redis" => {
                 config.redis = section::<Option<RedisConfig>>(&key, value, &mut problems).flatten()
             }
+            "audit" => {
+                if let Some(v) = section::<AuditConfig>(&key, value, &mut problems) {
+                    config.audit = v;
+                }
+            }
+            "alerts" => {
+                if let Some(v) = section::<AlertsConfig>(&key, value, &mut problems) {
+                    config.alerts = v;
+                }
+            }
+            "routes" => {
+                (config.routes, positions.routes) = items::<RouteConfig>(&key, value, &mut problems)
+            }
+            "cache" => {
+                config.cache = section::<Option<CacheConfig>>(&key, value, &mut problems).flatten()
+            }
+            "logs" => {
+                if let Some(v) = section::<crate::LogsConfig>(&key, value, &mut problems) {
+                    config.logs = v;
+                }
+            }
+            "reports" => {
+                if let Some(v) = section::<crate::ReportsConfig>(&key, value, &mut problems) {
+                    config.reports = v;
+                }
+            }
             other => problems.push(problem(
                 other,
-                "unknown field; expected one of: server, store, providers, models, redis",
+                "unknown field; expected one of: server, store, providers, models, redis, routes, cache, audit, alerts, logs, reports",
             )),
         }
     }
@@ -283,6 +317,11 @@ fn default_aws_credentials(root: &mut Value, lookup: &dyn Fn(&str) -> Option<Str
     }
 }
 
+/// Message of the warning given for a secret written literally in the file (rather than
+/// as `${ENV_VAR}`); `portcullis audit config` turns these warnings into findings.
+pub const LITERAL_SECRET_WARNING: &str =
+    "literal secret in the configuration file; prefer ${ENV_VAR}";
+
 fn note_literal_secrets(root: &Value, warnings: &mut Vec<Problem>) {
     let Some(providers) = root.get("providers").and_then(Value::as_sequence) else {
         return;
@@ -293,7 +332,7 @@ fn note_literal_secrets(root: &Value, warnings: &mut Vec<Problem>) {
                 if !env::references_env(key) {
                     warnings.push(problem(
                         format!("providers[{i}].{field}"),
-                        "literal secret in the configuration file; prefer ${ENV_VAR}",
+                        LITERAL_SECRET_WARNING,
                     ));
                 }
             }

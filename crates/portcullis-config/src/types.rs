@@ -26,6 +26,24 @@ pub struct Config {
     /// Shared rate-limit and budget counters for several gateway instances.
     #[serde(default)]
     pub redis: Option<RedisConfig>,
+    /// Request logs in the store (retention, queue).
+    #[serde(default)]
+    pub logs: crate::LogsConfig,
+    /// Scheduled reports.
+    #[serde(default)]
+    pub reports: crate::ReportsConfig,
+    /// Audit-trail queue and forwarding (JSON lines file, syslog).
+    #[serde(default)]
+    pub audit: crate::security::AuditConfig,
+    /// Anomaly alerts: rule thresholds, webhook, deduplication.
+    #[serde(default)]
+    pub alerts: crate::security::AlertsConfig,
+    /// Plain HTTP services served under path prefixes (see [`crate::RouteConfig`]).
+    #[serde(default)]
+    pub routes: Vec<crate::RouteConfig>,
+    /// The response cache; absent = no caching.
+    #[serde(default)]
+    pub cache: Option<crate::CacheConfig>,
 }
 
 /// Redis for shared limits.
@@ -65,6 +83,12 @@ impl Config {
                 price: None,
             }],
             redis: None,
+            logs: crate::LogsConfig::default(),
+            reports: crate::ReportsConfig::default(),
+            audit: Default::default(),
+            alerts: Default::default(),
+            routes: Vec::new(),
+            cache: None,
         }
     }
 

@@ -15,6 +15,8 @@ pub struct Positions {
     pub models: Vec<usize>,
     /// Every provider name written in the document.
     pub provider_names: Vec<String>,
+    /// Document index of each parsed route.
+    pub routes: Vec<usize>,
 }
 
 /// Adds every error and warning about `config` to the given lists.
@@ -24,7 +26,9 @@ pub fn validate(
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<Problem>,
 ) {
+    crate::security::validate(&config.audit, &config.alerts, problems);
     let mut push = |path: String, message: String| problems.push(Problem { path, message });
+    crate::records::validate(&config.logs, &config.reports, &mut push);
     let server = &config.server;
     if server.listen == server.admin_listen {
         push(
@@ -251,6 +255,13 @@ pub fn validate(
             }
         }
     }
+    crate::edge::validate_edge(
+        &config.routes,
+        &positions.routes,
+        config.cache.as_ref(),
+        config.redis.is_some(),
+        problems,
+    );
 }
 
 fn is_loopback(addr: SocketAddr) -> bool {
@@ -280,7 +291,7 @@ fn check_http_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn is_header_name(name: &str) -> bool {
+pub(crate) fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

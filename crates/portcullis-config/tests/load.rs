@@ -272,3 +272,56 @@ models:
     let err = load_str("redis: { url: http://x }", &env).unwrap_err();
     assert_eq!(err.problems[0].path, "redis.url");
 }
+
+#[test]
+fn routes_and_cache_load_and_every_problem_has_its_path() {
+    let doc = r#"
+routes:
+  - name: status
+    path_prefix: /rest/status
+    methods: [GET, POST]
+    upstream: http://127.0.0.1:9000/api
+    headers: { X-Token: abc }
+    timeout: 2s
+    retries: 1
+cache: { backend: memory, max_bytes: 1MiB, default_ttl: 30s }
+"#;
+    let c = load_str(doc, &env).unwrap().config;
+    let r = &c.routes[0];
+    assert!(r.strip_prefix, "strip_prefix defaults to true");
+    assert!(r.allows_method("POST") && !r.allows_method("DELETE"));
+    assert_eq!(r.timeout.unwrap().0, std::time::Duration::from_secs(2));
+    let cache = c.cache.unwrap();
+    assert_eq!(cache.max_bytes.0, 1 << 20);
+    assert_eq!(cache.max_entry_bytes.0, 1 << 20, "default");
+
+    let bad = r#"
+routes:
+  - { name: a, path_prefix: /v1/chat, upstream: http://x }
+  - { name: a, path_prefix: rest/, upstream: ftp://x, methods: [FETCH], retries: 9 }
+  - { name: b, path_prefix: /rest/a/../b, upstream: "http://x/?q=1", timeout: 0s }
+  - { name: c, path_prefix: /ok, upstream: http://x, bogus: 1 }
+cache: { backend: redis, max_bytes: 0 }
+"#;
+    let err = load_str(bad, &env).unwrap_err();
+    let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+    for expected in [
+        "routes[0].path_prefix",
+        "routes[1].name",
+        "routes[1].path_prefix",
+        "routes[1].upstream",
+        "routes[1].methods[0]",
+        "routes[1].retries",
+        "routes[2].path_prefix",
+        "routes[2].upstream",
+        "routes[2].timeout",
+        "routes[3].bogus",
+        "cache.backend",
+        "cache.max_bytes",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {paths:?}"
+        );
+    }
+}

@@ -267,3 +267,35 @@ pub(crate) const INJECTION_PHRASES: &[(&str, u32)] = &[
 
 /// Default score threshold for prompt-injection findings.
 pub const DEFAULT_INJECTION_THRESHOLD: u32 = 3;
+
+#[cfg(test)]
+mod tests {
+    use super::BUILTINS;
+    use crate::engine::TRIGGER_OVERLAP;
+
+    /// The stream scanner's incremental trigger scan relies on this: every trigger match
+    /// begins with a match of at most `TRIGGER_OVERLAP` bytes (an open `{n,}` may only end
+    /// the pattern, where cutting it to `{n}` keeps a match).
+    #[test]
+    fn builtin_triggers_are_short() {
+        let open = regex::Regex::new(r"\{([0-9]+),\}").unwrap();
+        for b in BUILTINS {
+            if let Some(m) = open.find(b.trigger) {
+                assert_eq!(
+                    m.end(),
+                    b.trigger.len(),
+                    "open repeat not at the end: {}",
+                    b.trigger
+                );
+            }
+            let bounded = open.replace_all(b.trigger, "{$1}");
+            let hir = regex_syntax::Parser::new().parse(&bounded).unwrap();
+            let max = hir.properties().maximum_len();
+            assert!(
+                max.is_some_and(|m| m <= TRIGGER_OVERLAP),
+                "{} can match {max:?} bytes",
+                b.trigger
+            );
+        }
+    }
+}

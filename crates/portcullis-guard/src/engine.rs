@@ -11,6 +11,12 @@ use crate::checks;
 use crate::profile::{Problem, ProfileDef, ProfileError};
 use crate::redact::Redactor;
 use crate::types::{Action, Detector, Direction, Finding};
+use crate::webhook::WebhookRule;
+
+/// Every match of a built-in trigger pattern begins with a match of at most this many bytes
+/// (their unbounded repetitions are `{n,}` after a fixed prefix). The stream scanner runs
+/// the trigger set over new text plus this much overlap instead of the whole window.
+pub(crate) const TRIGGER_OVERLAP: usize = 128;
 
 /// A compiled, immutable profile; cheap to share (`Arc`) across requests.
 #[derive(Debug)]
@@ -19,6 +25,7 @@ pub struct CompiledProfile {
     output: Matchers,
     max_prompt_tokens: Option<u64>,
     max_images: Option<u32>,
+    webhook: Option<WebhookRule>,
 }
 
 #[derive(Debug, Default)]
@@ -36,6 +43,11 @@ pub(crate) struct Matchers {
 struct RegexRule {
     regex: Regex,
     trigger: String,
+    /// Every match of the trigger starts with a match no longer than [`TRIGGER_OVERLAP`]
+    /// (true for the built-ins; custom regexes are not assumed to be).
+    short_trigger: bool,
+    /// Longest possible match, when bounded and `group` is 0 (see `resumable_len`).
+    resumable_len: Option<usize>,
     group: usize,
     check: Check,
     meta: Meta,
@@ -132,6 +144,7 @@ impl CompiledProfile {
             output: Matchers::build(def, Direction::Output)?,
             max_prompt_tokens: def.max_prompt_tokens,
             max_images: def.max_images,
+            webhook: def.webhook.clone(),
         })
     }
 
@@ -143,6 +156,11 @@ impl CompiledProfile {
     /// The token limit, so callers only run a tokenizer when one is set.
     pub fn max_prompt_tokens(&self) -> Option<u64> {
         self.max_prompt_tokens
+    }
+
+    /// The external webhook, if the profile has one.
+    pub fn webhook(&self) -> Option<&WebhookRule> {
+        self.webhook.as_ref()
     }
 
     /// Checks request limits given the caller's token estimate and image count.
@@ -205,6 +223,32 @@ impl CompiledProfile {
     }
 }
 
+impl CompiledProfile {
+    /// `text` with every finding replaced by its typed placeholder, whatever the rule's
+    /// action (`block`, `redact` or `log`): for texts that are stored, such as request-log
+    /// bodies, where nothing a rule matched may be kept. Borrowed when nothing matched.
+    pub fn redact_all<'t>(&self, text: &'t str, dir: Direction) -> std::borrow::Cow<'t, str> {
+        let hits = self.matchers(dir).scan(text);
+        if hits.is_empty() {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let mut redactor = Redactor::new();
+        let mut out = String::with_capacity(text.len());
+        let mut pos = 0;
+        for h in &hits {
+            let span = h.finding.span.clone();
+            if span.start < pos {
+                continue;
+            }
+            out.push_str(&text[pos..span.start]);
+            out.push_str(redactor.placeholder(&h.label, &text[span.clone()], false));
+            pos = span.end;
+        }
+        out.push_str(&text[pos..]);
+        std::borrow::Cow::Owned(out)
+    }
+}
+
 /// Writes `text` with `redact` hits replaced; `None` when no hit redacts.
 pub(crate) fn apply_redactions(
     text: &str,
@@ -247,9 +291,15 @@ impl Matchers {
             };
             m.pem |= b.detector == Detector::PrivateKey;
             let regex = Regex::new(b.pattern).expect("built-in pattern compiles");
+            let resumable_len = (b.group == 0)
+                .then(|| regex_syntax::Parser::new().parse(b.pattern).ok())
+                .flatten()
+                .and_then(|hir| hir.properties().maximum_len());
             m.rules.push(RegexRule {
                 regex,
                 trigger: b.trigger.to_string(),
+                short_trigger: true,
+                resumable_len,
                 group: b.group,
                 check: b.check,
                 meta,
@@ -272,6 +322,8 @@ impl Matchers {
                 match Regex::new(re) {
                     Ok(regex) => m.rules.push(RegexRule {
                         trigger: re.clone(),
+                        short_trigger: false,
+                        resumable_len: None,
                         regex,
                         group: 0,
                         check: Check::None,
@@ -365,55 +417,100 @@ impl Matchers {
 
     /// All non-overlapping hits in text order.
     pub(crate) fn scan(&self, text: &str) -> Vec<Hit> {
+        match &self.set {
+            Some(set) => self.scan_rules(text, set.matches(text).iter()),
+            None => self.scan_rules(text, std::iter::empty()),
+        }
+    }
+
+    /// Number of regex rules (indexes of [`Matchers::triggered`] and [`Matchers::scan_rules`]).
+    pub(crate) fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Indexes of the rules whose trigger matches somewhere in `text`.
+    pub(crate) fn triggered(&self, text: &str) -> Vec<usize> {
+        self.set
+            .as_ref()
+            .map(|set| set.matches(text).iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether rule `idx`'s trigger is short (see [`TRIGGER_OVERLAP`]): only those may be
+    /// tracked incrementally; the others must run on every scan.
+    pub(crate) fn short_trigger(&self, idx: usize) -> bool {
+        self.rules[idx].short_trigger
+    }
+
+    /// Hits of the given regex rules (whose triggers fired) and of the word lists.
+    pub(crate) fn scan_rules(&self, text: &str, rules: impl Iterator<Item = usize>) -> Vec<Hit> {
         let mut hits = Vec::new();
-        if let Some(set) = &self.set {
-            for idx in set.matches(text).iter() {
-                self.regex_hits(&self.rules[idx], text, &mut hits);
-            }
-        }
-        if let Some(ac) = &self.words {
-            self.word_hits(ac, text, &mut hits);
-        }
+        self.scan_rules_into(text, rules, &mut hits);
+        self.words(text, &mut hits);
         resolve_overlaps(hits)
     }
 
+    /// Adds the regex hits of `rules` on the whole `text` to `hits` (unresolved).
+    pub(crate) fn scan_rules_into(
+        &self,
+        text: &str,
+        rules: impl Iterator<Item = usize>,
+        hits: &mut Vec<Hit>,
+    ) {
+        for idx in rules {
+            self.regex_hits(&self.rules[idx], text, hits);
+        }
+    }
+
     fn regex_hits(&self, rule: &RegexRule, text: &str, hits: &mut Vec<Hit>) {
-        let mut push = |start: usize, end: usize| {
-            let end = match rule.check {
-                Check::None => Some(end),
-                Check::Bounded => checks::word_bounded(text, start, end).then_some(end),
-                Check::BoundedMixed => (checks::word_bounded(text, start, end)
-                    && checks::mixed_charset(&text.as_bytes()[start..end]))
-                .then_some(end),
-                Check::Email => (!checks::after(text, end)
-                    .is_some_and(|b| b.is_ascii_alphanumeric()))
-                .then_some(end),
-                Check::Card => checks::card(text, start, end).then_some(end),
-                Check::Iban => checks::iban(text, start, end),
-                Check::Ssn => checks::ssn(text, start, end).then_some(end),
-                Check::Phone => checks::phone(text, start, end).then_some(end),
-                Check::Ipv4 => checks::ipv4(text, start, end).then_some(end),
-                Check::Ipv6 => checks::ipv6(text, start, end).then_some(end),
-                Check::Jwt => checks::jwt(text, start, end).then_some(end),
-                Check::Entropy => (!checks::after(text, end)
-                    .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'+'))
-                    && checks::high_entropy(&text.as_bytes()[start..end]))
-                .then_some(end),
-            };
-            if let Some(end) = end {
-                hits.push(rule.meta.hit(start, end));
-            }
-        };
         if rule.group == 0 {
             for m in rule.regex.find_iter(text) {
-                push(m.start(), m.end());
+                hits.extend(rule.checked(text, m.start(), m.end()));
             }
         } else {
             for caps in rule.regex.captures_iter(text) {
                 if let Some(m) = caps.get(rule.group) {
-                    push(m.start(), m.end());
+                    hits.extend(rule.checked(text, m.start(), m.end()));
                 }
             }
+        }
+    }
+
+    /// The longest match of rule `idx`, when it is bounded and the rule reports its whole
+    /// match (then a match starting at `s` depends only on `text[s..s + len]`, so the stream
+    /// scanner may resume its search instead of repeating it).
+    pub(crate) fn resumable_len(&self, idx: usize) -> Option<usize> {
+        self.rules[idx].resumable_len
+    }
+
+    /// Unchecked matches of rule `idx` from byte `from` on, in search order.
+    pub(crate) fn raw_matches<'t>(
+        &'t self,
+        idx: usize,
+        text: &'t str,
+        mut from: usize,
+    ) -> impl Iterator<Item = (usize, usize)> + 't {
+        let regex = &self.rules[idx].regex;
+        std::iter::from_fn(move || {
+            let m = regex.find_at(text, from)?;
+            from = if m.end() > m.start() {
+                m.end()
+            } else {
+                m.end() + 1
+            };
+            Some((m.start(), m.end()))
+        })
+    }
+
+    /// Runs rule `idx`'s validator on a raw match of `text`.
+    pub(crate) fn check(&self, idx: usize, text: &str, start: usize, end: usize) -> Option<Hit> {
+        self.rules[idx].checked(text, start, end)
+    }
+
+    /// Word-list hits of `text` (custom words, topics, scored injection phrases).
+    pub(crate) fn words(&self, text: &str, hits: &mut Vec<Hit>) {
+        if let Some(ac) = &self.words {
+            self.word_hits(ac, text, hits);
         }
     }
 
@@ -447,6 +544,33 @@ impl Matchers {
     }
 }
 
+impl RegexRule {
+    /// The hit for a candidate match, if its validator accepts it (may shorten the span).
+    fn checked(&self, text: &str, start: usize, end: usize) -> Option<Hit> {
+        let end = match self.check {
+            Check::None => Some(end),
+            Check::Bounded => checks::word_bounded(text, start, end).then_some(end),
+            Check::BoundedMixed => (checks::word_bounded(text, start, end)
+                && checks::mixed_charset(&text.as_bytes()[start..end]))
+            .then_some(end),
+            Check::Email => (!checks::after(text, end).is_some_and(|b| b.is_ascii_alphanumeric()))
+                .then_some(end),
+            Check::Card => checks::card(text, start, end).then_some(end),
+            Check::Iban => checks::iban(text, start, end),
+            Check::Ssn => checks::ssn(text, start, end).then_some(end),
+            Check::Phone => checks::phone(text, start, end).then_some(end),
+            Check::Ipv4 => checks::ipv4(text, start, end).then_some(end),
+            Check::Ipv6 => checks::ipv6(text, start, end).then_some(end),
+            Check::Jwt => checks::jwt(text, start, end).then_some(end),
+            Check::Entropy => (!checks::after(text, end)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'+'))
+                && checks::high_entropy(&text.as_bytes()[start..end]))
+            .then_some(end),
+        };
+        end.map(|end| self.meta.hit(start, end))
+    }
+}
+
 impl Meta {
     fn hit(&self, start: usize, end: usize) -> Hit {
         Hit {
@@ -464,7 +588,7 @@ impl Meta {
 }
 
 /// Keeps the earliest, then longest, then highest-priority hit of each overlapping group.
-fn resolve_overlaps(mut hits: Vec<Hit>) -> Vec<Hit> {
+pub(crate) fn resolve_overlaps(mut hits: Vec<Hit>) -> Vec<Hit> {
     if hits.len() < 2 {
         return hits;
     }

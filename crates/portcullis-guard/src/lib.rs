@@ -8,6 +8,7 @@
 //! * [`Redactor`]: per-request placeholder state (`[EMAIL_1]`), with restore.
 //! * [`StreamScanner`]: incremental scanning of streamed responses with a bounded
 //!   hold-back window.
+//! * [`webhook`]: an external guardrail service's settings and its JSON contract.
 //!
 //! A [`Finding`] never contains the matched text: only rule id, detector, action and span.
 //!
@@ -25,6 +26,7 @@ mod profile;
 mod redact;
 mod stream;
 mod types;
+pub mod webhook;
 
 pub use builtin::{DEFAULT_INJECTION_THRESHOLD, MAX_BUILTIN_MATCH};
 pub use checks::{iban_mod97, luhn_valid, shannon_entropy};
@@ -35,3 +37,4 @@ pub use profile::{
 pub use redact::Redactor;
 pub use stream::{StreamOutput, StreamScanner, DEFAULT_HOLD_BACK, PEM_HOLD_CAP};
 pub use types::{Action, Detector, Direction, Directions, Finding};
+pub use webhook::{FailureMode, WebhookRule, WebhookVerdict};

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::builtin::DEFAULT_INJECTION_THRESHOLD;
 use crate::types::{Action, Detector, Direction, Directions};
+use crate::webhook::WebhookRule;
 
 /// One guardrail profile, e.g.
 ///
@@ -22,6 +23,7 @@ use crate::types::{Action, Detector, Direction, Directions};
 ///   - { id: internal, words: [bluebird, nightjar], action: log }
 /// max_prompt_tokens: 8000
 /// max_images: 4
+/// webhook: { url: "https://guard.internal/check", timeout_ms: 500 }
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +46,9 @@ pub struct ProfileDef {
     /// Upper bound on the number of images in a request (0 = no images allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_images: Option<u32>,
+    /// An external guardrail service called with the texts (see [`crate::webhook`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookRule>,
 }
 
 /// Settings of one built-in detector.
@@ -215,6 +220,7 @@ impl ProfileDef {
             custom: Vec::new(),
             max_prompt_tokens: None,
             max_images: None,
+            webhook: None,
         }
     }
 
@@ -318,6 +324,11 @@ impl ProfileDef {
                 "max_prompt_tokens".into(),
                 "must be at least 1 (omit for no limit)",
             );
+        }
+        if let Some(w) = &self.webhook {
+            for (field, message) in w.problems() {
+                push(format!("webhook.{field}"), &message);
+            }
         }
         if p.is_empty() {
             Ok(())

@@ -1,21 +1,29 @@
 //! Request ids and the access log: one line per request, written when the response body
 //! has been fully sent (or abandoned), so streamed responses are logged with their tokens.
 //! The same moment records the request metrics (requests, latencies, tokens, upstream
-//! errors) into the [`Metrics`] registry: the one place they are recorded.
+//! errors) into the [`Metrics`] registry: the one place they are recorded, and queues the
+//! data-plane request's record for the request log ([`crate::request_log`]).
 
-use crate::error::ErrorCode;
+use crate::alerts::Observation;
+use crate::error::{ErrorCode, ErrorReason};
+use crate::request_log::{LogEntry, RawBodies, CAPTURE_CAP};
+use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use portcullis_guard::CompiledProfile;
+use portcullis_policy::KeyEntry;
+use portcullis_store::{GuardrailEntry, NewRequestLog};
 use portcullis_telemetry::access_log::AccessRecord;
 use portcullis_telemetry::metrics::{
     self, GuardrailAction, Metrics, RequestSample, Route, UpstreamErrorClass,
 };
 use portcullis_wire::openai::Usage;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -38,6 +46,11 @@ pub type OnFinish = Box<dyn FnOnce(Finished) + Send>;
 #[derive(Default)]
 struct NoteFields {
     key_id: Option<String>,
+    team: Option<String>,
+    principal: Option<String>,
+    cache: Option<&'static str>,
+    cost_micros: i64,
+    bodies: Option<(Arc<CompiledProfile>, Bytes)>,
     model: Option<String>,
     provider: Option<String>,
     usage: Option<Usage>,
@@ -47,6 +60,7 @@ struct NoteFields {
     guardrails: Vec<(String, &'static str)>,
     upstream: Option<(Instant, Instant)>,
     rate_headers: Vec<(HeaderName, HeaderValue)>,
+    cache_hit: bool,
     on_finish: Option<OnFinish>,
 }
 
@@ -63,6 +77,8 @@ pub struct Finished {
     pub cached_tokens: u64,
     /// Whether a usage record should be written.
     pub record_usage: bool,
+    /// Served from the gateway's response cache (no upstream call, no cost).
+    pub cache_hit: bool,
 }
 
 impl Finished {
@@ -74,6 +90,7 @@ impl Finished {
             usage: Usage::default(),
             cached_tokens: 0,
             record_usage: false,
+            cache_hit: false,
         }
     }
 }
@@ -83,9 +100,27 @@ impl AccessNote {
         let mut guard = self.fields.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
     }
-    /// Records the authenticated key.
-    pub fn key(&self, id: &str) {
-        self.with(|f| f.key_id = Some(id.to_string()));
+    /// Records the authenticated key, its team and its principal (owner, else the key id).
+    pub fn key(&self, key: &KeyEntry) {
+        self.with(|f| {
+            f.key_id = Some(key.id.clone());
+            f.team = key.team.clone();
+            f.principal = Some(key.owner.clone().unwrap_or_else(|| key.id.clone()));
+        });
+    }
+    /// Records whether the response cache answered (`true`) or was consulted and missed.
+    pub fn cache(&self, hit: bool) {
+        self.with(|f| f.cache = Some(if hit { "hit" } else { "miss" }));
+    }
+    /// Records the request's cost in micro-USD (set by the settlement).
+    pub fn cost(&self, micros: u64) {
+        self.with(|f| f.cost_micros = i64::try_from(micros).unwrap_or(i64::MAX));
+    }
+    /// Asks for the request and response bodies to be kept in the request log, redacted
+    /// with `profile` when written. Only the first [`CAPTURE_CAP`] bytes are kept.
+    pub fn log_bodies(&self, profile: Arc<CompiledProfile>, request: &Bytes) {
+        let request = request.slice(..request.len().min(CAPTURE_CAP));
+        self.with(|f| f.bodies = Some((profile, request)));
     }
     /// Records the model and provider serving the request.
     pub fn route(&self, model: &str, provider: &str) {
@@ -114,6 +149,10 @@ impl AccessNote {
     pub fn rate_headers(&self, headers: Vec<(HeaderName, HeaderValue)>) {
         self.with(|f| f.rate_headers = headers);
     }
+    /// Marks the answer as served from the gateway's response cache.
+    pub fn cache_hit(&self) {
+        self.with(|f| f.cache_hit = true);
+    }
     /// Registers the settlement to run when the response is over.
     pub fn on_finish(&self, f: OnFinish) {
         self.with(|fields| fields.on_finish = Some(f));
@@ -132,12 +171,17 @@ impl AccessNote {
 /// Middleware: assigns the request id (keeping a sane client-sent one), exposes an
 /// `AccessNote` to handlers, and logs the access line and records metrics when the
 /// response body ends.
-pub async fn track(
-    State(metrics): State<Arc<Metrics>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn track(State(tracking): State<Tracking>, mut request: Request, next: Next) -> Response {
+    let Tracking {
+        state,
+        request_logs,
+    } = tracking;
     let started = Instant::now();
+    let metrics = state.metrics.clone();
+    let client_ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let id = request
         .headers()
         .get("x-request-id")
@@ -162,9 +206,22 @@ pub async fn track(
         .headers()
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let logs = request_logs && !crate::app::PUBLIC_ROUTES.contains(&path.as_ref());
+    let captured = match logs && note.with(|f| f.bodies.is_some()) {
+        true => Some(Vec::new()),
+        false => None,
+    };
     let line = AccessLine {
+        logs,
+        captured,
+        reason: response
+            .extensions()
+            .get::<ErrorReason>()
+            .map(|r| r.0.clone()),
         route: Route::from_path(&path),
         metrics,
+        state,
+        client_ip,
         streaming,
         first_frame: None,
         id,
@@ -185,9 +242,24 @@ pub async fn track(
     )
 }
 
+/// State of the [`track`] middleware: the gateway state (metrics, alerts, the request-log
+/// writer) and whether this plane's requests go to the request log (data plane only).
+#[derive(Clone)]
+pub struct Tracking {
+    /// The gateway state.
+    pub state: Arc<AppState>,
+    /// Write a request-log record per request.
+    pub request_logs: bool,
+}
+
 struct AccessLine {
+    logs: bool,
+    captured: Option<Vec<u8>>,
+    reason: Option<Arc<str>>,
     route: Route,
     metrics: Arc<Metrics>,
+    state: Arc<AppState>,
+    client_ip: Option<IpAddr>,
     streaming: bool,
     first_frame: Option<Instant>,
     id: Arc<str>,
@@ -200,7 +272,8 @@ struct AccessLine {
 }
 
 impl AccessLine {
-    fn emit(self, body_complete: bool) {
+    fn emit(mut self, body_complete: bool) {
+        let captured = self.captured.take();
         let latency_us = self.started.elapsed().as_micros() as u64;
         let finish = self.note.with(|f| {
             f.on_finish.take().map(|callback| {
@@ -212,6 +285,7 @@ impl AccessLine {
                         usage: f.usage.unwrap_or_default(),
                         cached_tokens: f.cached_tokens,
                         record_usage: true,
+                        cache_hit: f.cache_hit,
                     },
                 )
             })
@@ -227,6 +301,7 @@ impl AccessLine {
                 (true, None) => "complete",
             };
             self.record_metrics(f, outcome);
+            self.observe(f, &usage);
             portcullis_telemetry::access_log::write(&AccessRecord {
                 request_id: &self.id,
                 method: &self.method,
@@ -243,11 +318,104 @@ impl AccessLine {
                 latency_us,
                 outcome,
             });
+            self.queue_log(f, outcome, latency_us, captured);
         });
     }
 }
 
 impl AccessLine {
+    /// Queues the request-log record (a non-blocking push); the note's lock is held by
+    /// the caller.
+    fn queue_log(
+        &self,
+        f: &mut NoteFields,
+        outcome: &str,
+        latency_us: u64,
+        captured: Option<Vec<u8>>,
+    ) {
+        if !self.logs {
+            return;
+        }
+        let Some(writer) = &self.state.request_logs else {
+            return;
+        };
+        let usage = f.usage.unwrap_or_default();
+        let upstream_us = f.upstream.map(|(start, answered)| {
+            let end = if self.streaming {
+                Instant::now()
+            } else {
+                answered
+            };
+            end.saturating_duration_since(start).as_micros() as i64
+        });
+        let bodies = f.bodies.take().map(|(profile, request)| {
+            Arc::new(RawBodies {
+                profile,
+                request,
+                response: Bytes::from(captured.unwrap_or_default()),
+            })
+        });
+        let record = NewRequestLog {
+            at: crate::auth::unix_now(),
+            request_id: self.id.to_string(),
+            method: self.method.clone(),
+            path: self.path.to_string(),
+            key_id: f.key_id.take(),
+            principal: f.principal.take(),
+            team: f.team.take(),
+            model: f.model.clone(),
+            provider: f.provider.clone(),
+            status: self.status.as_u16(),
+            denied: self.error.is_some_and(crate::error::is_denial),
+            error: self.error.map(String::from),
+            reason: self.reason.as_deref().map(String::from),
+            policy_rule: f.policy_rule.take(),
+            guardrails: f
+                .guardrails
+                .iter()
+                .map(|(rule, action)| GuardrailEntry {
+                    rule: rule.clone(),
+                    action: action.to_string(),
+                })
+                .collect(),
+            cache: f.cache.or(f.cache_hit.then_some("hit")).map(String::from),
+            outcome: outcome.to_string(),
+            latency_us: latency_us as i64,
+            upstream_us,
+            prompt_tokens: usage.prompt_tokens as i64,
+            completion_tokens: usage.completion_tokens as i64,
+            cached_tokens: f.cached_tokens as i64,
+            cost_micros: f.cost_micros,
+            client_ip: self.client_ip.map(|ip| ip.to_string()),
+            request_body: None,
+            response_body: None,
+        };
+        writer.push(LogEntry { record, bodies });
+    }
+
+    /// Hands the request to the anomaly alert engine (a channel send, never a wait).
+    fn observe(&self, f: &NoteFields, usage: &Usage) {
+        let cost_micros = f
+            .model
+            .as_deref()
+            .and_then(|m| self.state.routes.get(m))
+            .and_then(|r| r.price)
+            .map_or(0, |p| {
+                p.cost_micros(
+                    usage.prompt_tokens,
+                    f.cached_tokens,
+                    usage.completion_tokens,
+                )
+            });
+        self.state.alerts.observe(Observation {
+            ip: self.client_ip,
+            key_id: f.key_id.as_deref().map(Arc::from),
+            status: self.status.as_u16(),
+            tokens: usage.prompt_tokens + usage.completion_tokens,
+            cost_micros,
+        });
+    }
+
     /// Records the request metrics; the access note's lock is held by the caller.
     fn record_metrics(&self, f: &NoteFields, outcome: &str) {
         let total = self.started.elapsed();
@@ -314,6 +482,10 @@ impl http_body::Body for LoggedBody {
         if let (Poll::Ready(Some(Ok(frame))), Some(line)) = (&polled, self.line.as_mut()) {
             if line.first_frame.is_none() && frame.data_ref().is_some_and(|d| !d.is_empty()) {
                 line.first_frame = Some(Instant::now());
+            }
+            if let (Some(buf), Some(data)) = (line.captured.as_mut(), frame.data_ref()) {
+                let room = CAPTURE_CAP.saturating_sub(buf.len());
+                buf.extend_from_slice(&data[..data.len().min(room)]);
             }
         }
         if let Poll::Ready(None) = polled {

@@ -19,7 +19,10 @@ pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/readyz"];
 
 /// Client-facing router.
 pub fn data_plane(state: Arc<AppState>) -> Router {
-    let metrics = state.metrics.clone();
+    let tracking = access::Tracking {
+        state: state.clone(),
+        request_logs: true,
+    };
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(chat::messages))
@@ -28,11 +31,14 @@ pub fn data_plane(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(openai::list_models))
         .route(PUBLIC_ROUTES[0], get(healthz))
         .route(PUBLIC_ROUTES[1], get(readyz))
-        .fallback(openai::not_found)
+        .fallback(crate::rest::dispatch)
         .method_not_allowed_fallback(openai::method_not_allowed)
         .with_state(state)
         .layer(CatchPanicLayer::custom(on_panic))
-        .layer(axum::middleware::from_fn_with_state(metrics, access::track))
+        .layer(axum::middleware::from_fn_with_state(
+            tracking,
+            access::track,
+        ))
 }
 
 /// Operator-facing router: the public health routes, `/metrics` (Prometheus text, public
@@ -40,7 +46,10 @@ pub fn data_plane(state: Arc<AppState>) -> Router {
 /// listener is private by default, keep it so), and the admin API behind key
 /// authentication (default deny, unknown `/api/` paths included).
 pub fn admin_plane(state: Arc<AppState>) -> Router {
-    let metrics = state.metrics.clone();
+    let tracking = access::Tracking {
+        state: state.clone(),
+        request_logs: false,
+    };
     let api = crate::admin::router()
         .fallback(|| async { GatewayError::NotFound })
         .layer(axum::middleware::from_fn_with_state(
@@ -55,7 +64,10 @@ pub fn admin_plane(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(openai::method_not_allowed)
         .with_state(state)
         .layer(CatchPanicLayer::custom(on_panic))
-        .layer(axum::middleware::from_fn_with_state(metrics, access::track))
+        .layer(axum::middleware::from_fn_with_state(
+            tracking,
+            access::track,
+        ))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

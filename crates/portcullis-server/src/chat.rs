@@ -60,8 +60,9 @@ async fn handle(
     inbound: Inbound,
 ) -> Result<Response, GatewayError> {
     let key = authenticate(state, headers)?;
-    note.key(&key.id);
+    note.key(&key);
     let bytes = read_body(state, headers, body).await?;
+    crate::request_log::capture_bodies(state, &key, &note, &bytes);
     let head = PassthroughRequest::parse(&bytes).map_err(GatewayError::from)?;
     head.require("messages", true).map_err(GatewayError::from)?;
     let route = resolve(state, &key, &head.model)?;
@@ -100,7 +101,7 @@ async fn handle(
         let mut request = translate::decode_request(inbound, &bytes)?;
         request.model = route.upstream_model.clone();
         if let Some(g) = guard.as_mut() {
-            g.scan_request(&mut request)?;
+            g.scan_request(&mut request).await?;
         }
         translate::encode_request(&provider, &request)?
     };
@@ -142,7 +143,7 @@ async fn handle(
             let mut response =
                 translate::decode_response(&provider, &route.upstream_model, &bytes)?;
             if let Some(g) = guard.as_mut() {
-                g.scan_response(&mut response)?;
+                g.scan_response(&mut response).await?;
             }
             if let Some(usage) = &response.usage {
                 note.usage(translate::log_usage(usage));

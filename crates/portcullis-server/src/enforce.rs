@@ -35,7 +35,7 @@ pub struct Call<'a> {
     pub body_bytes: u64,
     /// Price of the model, for cost.
     pub price: Option<Price>,
-    /// Provider name, for usage records.
+    /// Provider name (the route's name for REST routes), for usage records.
     pub provider: &'a str,
 }
 
@@ -51,11 +51,14 @@ pub async fn admit(
 ) -> Result<Guard, GatewayError> {
     let snapshot = state.policy.load_full();
     let key = call.key;
+    // Usage of a REST route is recorded under `route:<name>` (one row per route, not per path).
     let model_name = match call.target {
-        Target::Model(m) | Target::Route(m) => m.to_string(),
+        Target::Model(m) => m.to_string(),
+        Target::Route(_) => format!("route:{}", call.provider),
     };
     let mut settlement = Settlement {
         state: state.clone(),
+        note: Arc::downgrade(note),
         key_id: key.id.clone(),
         team: key.team.clone(),
         model: model_name,
@@ -238,6 +241,7 @@ pub async fn admit(
 /// Reservations to settle and the usage to record once the response is over.
 struct Settlement {
     state: Arc<AppState>,
+    note: std::sync::Weak<AccessNote>,
     key_id: String,
     team: Option<String>,
     model: String,
@@ -263,6 +267,9 @@ impl Settlement {
             .unwrap_or(0);
         let (model, team) = (Some(self.model.as_str()), self.team.as_deref());
         self.state.metrics.record_cost(model, team, cost);
+        if let Some(note) = self.note.upgrade() {
+            note.cost(cost);
+        }
         if done.record_usage {
             self.state.usage_writer.push(NewUsage {
                 at: crate::auth::unix_now(),
@@ -270,7 +277,12 @@ impl Settlement {
                 key_id: self.key_id.clone(),
                 team: self.team.clone(),
                 model: self.model.clone(),
-                provider: self.provider.clone(),
+                // A cache hit is recorded as the `cache` provider's, with no tokens and no cost.
+                provider: if done.cache_hit {
+                    "cache".into()
+                } else {
+                    self.provider.clone()
+                },
                 status: done.status,
                 prompt_tokens: usage.prompt_tokens as i64,
                 completion_tokens: usage.completion_tokens as i64,

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use portcullis_policy::AuthError;
 use portcullis_providers::{Provider, UpstreamError};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Everything that can end a request with an error.
 #[derive(Debug)]
@@ -73,12 +74,27 @@ pub enum GatewayError {
     },
     /// The shared limit store is unreachable and limits fail closed.
     LimiterUnavailable,
+    /// The audit queue is full: administrative calls are refused rather than performed
+    /// without their audit record.
+    AuditUnavailable,
     /// A guardrail rule with action `block` matched the prompt or the answer.
     GuardrailBlocked {
         /// Rule id (detector name or the profile's custom id); never the matched text.
         rule: String,
         /// True when the answer, not the prompt, was blocked.
         output: bool,
+    },
+    /// A guardrail request limit (`max_prompt_tokens`, `max_images`) was exceeded.
+    GuardrailLimit {
+        /// The limit's rule id.
+        rule: &'static str,
+        /// What was counted against what limit (no prompt content).
+        detail: String,
+    },
+    /// The guardrail webhook could not judge the request and fails closed.
+    GuardrailUnavailable {
+        /// `timeout`, `unreachable` or `bad_answer`.
+        reason: &'static str,
     },
     /// The caller's role lacks a permission on the target (admin API).
     Forbidden {
@@ -257,11 +273,32 @@ impl GatewayError {
                 },
                 None,
             ),
+            GuardrailLimit { rule, detail } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "guardrail_blocked",
+                format!("the request was blocked by guardrail rule '{rule}': {detail}").into(),
+                Some("messages"),
+            ),
+            GuardrailUnavailable { reason } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "guardrail_unavailable",
+                format!("the guardrail webhook could not check this request ({reason}); it was blocked because the guardrail fails closed").into(),
+                None,
+            ),
             LimiterUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "api_error",
                 "limiter_unavailable",
                 "rate limits cannot be checked right now; retry later".into(),
+                None,
+            ),
+            AuditUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "audit_unavailable",
+                "the audit log cannot accept records right now; administrative calls are refused until it can; retry later".into(),
                 None,
             ),
             Forbidden { permission } => (
@@ -308,7 +345,7 @@ impl GatewayError {
         match self {
             GatewayError::UpstreamRateLimited(r) | GatewayError::UpstreamOverloaded(r) => r.clone(),
             GatewayError::RateLimited { retry_after, .. } => Some(retry_after.to_string()),
-            GatewayError::LimiterUnavailable => Some("1".into()),
+            GatewayError::LimiterUnavailable | GatewayError::AuditUnavailable => Some("1".into()),
             _ => None,
         }
     }
@@ -342,9 +379,10 @@ impl IntoResponse for GatewayError {
         if let GatewayError::Auth(_) = self {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        response
-            .extensions_mut()
-            .insert(ErrorCode(self.parts().code));
+        let parts = self.parts();
+        let extensions = response.extensions_mut();
+        extensions.insert(ErrorCode(parts.code));
+        extensions.insert(ErrorReason(Arc::from(parts.message.as_ref())));
         response
     }
 }
@@ -361,3 +399,23 @@ fn with_problems(body: Vec<u8>, problems: &[portcullis_policy::document::Problem
 /// The error code of a failed response, kept for the access log.
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorCode(pub &'static str);
+
+/// The client-facing message of a failed response, kept for the request log.
+#[derive(Debug, Clone)]
+pub struct ErrorReason(pub Arc<str>);
+
+/// Whether an error code means the gateway refused the request (authentication, access,
+/// policy, limits, budget, guardrail), as opposed to a malformed request or a failure.
+pub fn is_denial(code: &str) -> bool {
+    matches!(
+        code,
+        "invalid_api_key"
+            | "model_not_allowed"
+            | "policy_denied"
+            | "rate_limit_exceeded"
+            | "budget_exceeded"
+            | "guardrail_blocked"
+            | "limiter_unavailable"
+            | "permission_denied"
+    )
+}

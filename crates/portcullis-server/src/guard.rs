@@ -2,13 +2,20 @@
 //! the prompt before it leaves — blocking, redacting into typed placeholders, or logging —
 //! and scans the answer before it reaches the client, streamed answers incrementally with a
 //! bounded hold-back so a secret split across chunks is still caught while the rest flows.
+//! Request limits (`max_prompt_tokens`, `max_images`) are checked first; a profile's
+//! webhook (guard_webhook.rs) is asked after the built-in detectors, for prompts and for
+//! complete answers — streamed answers are not sent to it (they are already flowing to the
+//! client; a webhook verdict on the final text could not take back what was sent).
 //! Findings are logged and counted by rule id and action, never with the matched value.
 
 use crate::access::AccessNote;
 use crate::error::GatewayError;
+use crate::guard_webhook;
 use portcullis_guard::{
-    Action, CompiledProfile, Direction, Finding, Redactor, StreamScanner, DEFAULT_HOLD_BACK,
+    Action, CompiledProfile, Direction, Finding, LimitExceeded, Redactor, StreamScanner,
+    DEFAULT_HOLD_BACK,
 };
+use portcullis_policy::tokens::estimate_chat_tokens;
 use portcullis_wire::ir::{ChatRequest, ChatResponse, Content, ErrorKind, Part, StreamEvent};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,43 +38,85 @@ impl RequestGuard {
         }
     }
 
-    /// Scans every text the prompt carries (messages, tool-call arguments, tool results).
-    pub fn scan_request(&mut self, request: &mut ChatRequest) -> Result<(), GatewayError> {
-        let images = request
-            .messages
-            .iter()
-            .filter_map(|m| match &m.content {
-                Content::Parts(parts) => Some(
-                    parts
-                        .iter()
-                        .filter(|p| matches!(p, Part::Image { .. }))
-                        .count(),
-                ),
-                Content::Text(_) => None,
-            })
-            .sum::<usize>();
-        if let Err(e) = self.profile.check_limits(None, images as u32) {
-            return Err(GatewayError::BadRequest {
-                message: format!("guardrail limit: {e}"),
-                param: Some("messages".into()),
-            });
-        }
+    /// Checks the request limits, scans every text the prompt carries (messages, tool-call
+    /// arguments, tool results), then asks the webhook when the profile has one for input.
+    pub async fn scan_request(&mut self, request: &mut ChatRequest) -> Result<(), GatewayError> {
+        self.check_limits(request)?;
         for message in &mut request.messages {
             for text in content_texts(&mut message.content) {
                 self.scan(text, Direction::Input)?;
             }
         }
+        if let Some(hook) = self
+            .profile
+            .webhook()
+            .filter(|w| w.applies(Direction::Input))
+        {
+            let mut texts: Vec<&mut String> = request
+                .messages
+                .iter_mut()
+                .flat_map(|m| content_texts(&mut m.content))
+                .collect();
+            guard_webhook::check(
+                hook,
+                Direction::Input,
+                &request.model,
+                &mut texts,
+                &self.note,
+            )
+            .await?;
+        }
         Ok(())
     }
 
-    /// Scans a complete answer; restores placeholders marked restorable.
-    pub fn scan_response(&mut self, response: &mut ChatResponse) -> Result<(), GatewayError> {
+    /// `max_images` and `max_prompt_tokens` (the tokenizer runs only when the latter is set).
+    fn check_limits(&self, request: &mut ChatRequest) -> Result<(), GatewayError> {
+        let images: usize = request
+            .messages
+            .iter()
+            .map(|m| count_images(&m.content))
+            .sum();
+        let tokens = self.profile.max_prompt_tokens().map(|_| {
+            let model = request.model.clone();
+            let texts: Vec<&mut String> = request
+                .messages
+                .iter_mut()
+                .flat_map(|m| content_texts(&mut m.content))
+                .collect();
+            estimate_chat_tokens(&model, texts.iter().map(|t| t.as_str()))
+        });
+        let images = u32::try_from(images).unwrap_or(u32::MAX);
+        self.profile.check_limits(tokens, images).map_err(|e| {
+            self.note.guardrail(e.rule_id(), "block");
+            tracing::info!(target: "portcullis::guardrail", rule = e.rule_id(), action = "block", direction = "input", "guardrail limit");
+            GatewayError::GuardrailLimit {
+                rule: e.rule_id(),
+                detail: limit_detail(&e),
+            }
+        })
+    }
+
+    /// Scans a complete answer; restores placeholders marked restorable; then asks the
+    /// webhook when the profile has one for output.
+    pub async fn scan_response(&mut self, response: &mut ChatResponse) -> Result<(), GatewayError> {
         for part in &mut response.content {
             if let Some(text) = part_text(part) {
                 self.scan(text, Direction::Output)?;
-                if self.redactor.has_restorable() {
-                    *text = self.redactor.restore(text).into_owned();
-                }
+            }
+        }
+        if let Some(hook) = self
+            .profile
+            .webhook()
+            .filter(|w| w.applies(Direction::Output))
+        {
+            let model = response.model.clone();
+            let mut texts: Vec<&mut String> =
+                response.content.iter_mut().filter_map(part_text).collect();
+            guard_webhook::check(hook, Direction::Output, &model, &mut texts, &self.note).await?;
+        }
+        if self.redactor.has_restorable() {
+            for text in response.content.iter_mut().filter_map(part_text) {
+                *text = self.redactor.restore(text).into_owned();
             }
         }
         Ok(())
@@ -230,6 +279,33 @@ fn blocked(finding: &Finding, direction: Direction) -> GatewayError {
     GatewayError::GuardrailBlocked {
         rule: finding.rule_id.to_string(),
         output: direction == Direction::Output,
+    }
+}
+
+/// The limit's numbers, without the rule id (the error message names it).
+fn limit_detail(e: &LimitExceeded) -> String {
+    match e {
+        LimitExceeded::PromptTokens { limit, actual } => {
+            format!("the prompt has about {actual} tokens, the limit is {limit}")
+        }
+        LimitExceeded::Images { limit, actual } => {
+            format!("the request has {actual} images, the limit is {limit}")
+        }
+    }
+}
+
+/// Images in a message, tool results included.
+fn count_images(content: &Content) -> usize {
+    match content {
+        Content::Text(_) => 0,
+        Content::Parts(parts) => parts
+            .iter()
+            .map(|p| match p {
+                Part::Image { .. } => 1,
+                Part::ToolResult { content, .. } => count_images(content),
+                _ => 0,
+            })
+            .sum(),
     }
 }
 

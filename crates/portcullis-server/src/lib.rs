@@ -3,19 +3,27 @@
 
 pub mod access;
 pub mod admin;
+pub mod alerts;
 pub mod app;
+pub mod audit_trail;
 pub mod auth;
 pub mod body;
+pub mod cache;
 pub mod chat;
+pub mod config_audit;
 pub mod enforce;
 pub mod error;
 pub mod guard;
+pub mod guard_webhook;
 pub mod inbound;
 pub mod listen;
 pub mod openai_routes;
 pub mod policy_ops;
 pub mod policy_runtime;
 pub mod relay;
+pub mod report;
+pub mod request_log;
+pub mod rest;
 pub mod state;
 pub mod translate;
 pub mod writer;
@@ -54,6 +62,7 @@ pub struct Gateway {
     admin_handle: Handle,
     servers: Vec<JoinHandle<std::io::Result<()>>>,
     refresher: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
 }
 
 /// Starts the gateway described by `config` on top of an opened `store`.
@@ -79,6 +88,19 @@ pub async fn start(config: &Config, store: Store) -> Result<Gateway, StartError>
         tokio::spawn(admin.serve(app::admin_plane(state.clone()), admin_handle.clone())),
     ];
     let refresher = state.spawn_key_refresher();
+    let mut background = Vec::new();
+    if config.logs.enabled {
+        background.push(request_log::spawn_purge(
+            state.store.clone(),
+            config.logs.retention.0,
+        ));
+    }
+    if let Some(schedule) = &config.reports.compliance {
+        background.push(report::spawn_schedule(
+            state.store.clone(),
+            schedule.clone(),
+        ));
+    }
     tracing::info!(%data_addr, %admin_addr, store = state.store.backend(), models = state.routes.len(), "portcullis gateway started");
     Ok(Gateway {
         data_addr,
@@ -88,6 +110,7 @@ pub async fn start(config: &Config, store: Store) -> Result<Gateway, StartError>
         admin_handle,
         servers,
         refresher,
+        background,
     })
 }
 
@@ -109,6 +132,7 @@ impl Gateway {
             }
         }
         self.refresher.abort();
+        self.background.iter().for_each(JoinHandle::abort);
         self.state.on_shutdown().await;
         self.state.store.close().await;
         result

@@ -29,8 +29,9 @@ pub async fn embeddings(
     body: Body,
 ) -> Result<Response, GatewayError> {
     let key = authenticate(&state, &headers)?;
-    note.key(&key.id);
+    note.key(&key);
     let bytes = read_body(&state, &headers, body).await?;
+    crate::request_log::capture_bodies(&state, &key, &note, &bytes);
     let request = PassthroughRequest::parse(&bytes)?;
     request.require("input", false)?;
     if request.stream {
@@ -57,8 +58,9 @@ pub async fn responses(
     body: Body,
 ) -> Result<Response, GatewayError> {
     let key = authenticate(&state, &headers)?;
-    note.key(&key.id);
+    note.key(&key);
     let bytes = read_body(&state, &headers, body).await?;
+    crate::request_log::capture_bodies(&state, &key, &note, &bytes);
     let request = PassthroughRequest::parse(&bytes)?;
     request.require("input", false)?;
     passthrough(
@@ -179,7 +181,7 @@ pub async fn list_models(
     headers: HeaderMap,
 ) -> Result<Response, GatewayError> {
     let key = authenticate(&state, &headers)?;
-    note.key(&key.id);
+    note.key(&key);
     let data: Vec<serde_json::Value> = state
         .model_order
         .iter()

@@ -84,7 +84,8 @@ pub struct DiffOutcome {
     pub text: String,
 }
 
-fn empty_document() -> PolicyDocument {
+/// The document every first version is compared with: no rules at all.
+pub(crate) fn empty_document() -> PolicyDocument {
     PolicyDocument {
         version: 1,
         default_team: None,
@@ -144,6 +145,28 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Who performs a lifecycle step, and where its audit record goes: through the gateway's
+/// audit queue (admin API) or straight to the store (CLI, `trail: None`).
+#[derive(Clone, Copy)]
+pub struct Actor<'a> {
+    /// Key id, user or `cli` name recorded as the actor.
+    pub id: &'a str,
+    /// The running gateway's audit queue, when there is one.
+    pub trail: Option<&'a crate::audit_trail::AuditTrail>,
+}
+
+impl<'a> From<&'a str> for Actor<'a> {
+    fn from(id: &'a str) -> Actor<'a> {
+        Actor { id, trail: None }
+    }
+}
+
+impl<'a> From<&'a String> for Actor<'a> {
+    fn from(id: &'a String) -> Actor<'a> {
+        Actor { id, trail: None }
+    }
+}
+
 /// Appends one audit entry; failures are logged, never hidden from the operator's log.
 pub async fn audit(
     store: &Store,
@@ -168,20 +191,34 @@ pub async fn audit(
 
 async fn audited<T>(
     store: &Store,
-    actor: &str,
+    actor: Actor<'_>,
     action: &str,
     target: &str,
     result: Result<T, OpsError>,
     detail: impl FnOnce(&T) -> Value,
 ) -> Result<T, OpsError> {
-    match &result {
-        Ok(v) => audit(store, actor, action, target, "ok", detail(v)).await,
+    let (outcome, detail) = match &result {
+        Ok(v) => ("ok", detail(v)),
         Err(e) => {
             let detail = match e {
                 OpsError::Invalid(p) => json!({"error": e.to_string(), "problems": p}),
                 other => json!({"error": other.to_string()}),
             };
-            audit(store, actor, action, target, "error", detail).await;
+            ("error", detail)
+        }
+    };
+    match actor.trail {
+        None => audit(store, actor.id, action, target, outcome, detail).await,
+        Some(trail) => {
+            let entry = NewAuditEntry {
+                at: now(),
+                actor: actor.id.to_string(),
+                action: action.to_string(),
+                target: target.to_string(),
+                outcome: outcome.to_string(),
+                detail,
+            };
+            trail.append(entry).await;
         }
     }
     result
@@ -195,8 +232,9 @@ pub async fn apply(
     author: &str,
     comment: &str,
     shadow: bool,
-    actor: &str,
+    actor: impl Into<Actor<'_>>,
 ) -> Result<Applied, OpsError> {
+    let actor = actor.into();
     let action = if shadow {
         "policy.shadow"
     } else {
@@ -237,7 +275,12 @@ pub async fn apply(
 
 /// Activates an earlier version (versions stay immutable). Returns the version that was
 /// active before.
-pub async fn rollback(store: &Store, version: i64, actor: &str) -> Result<Option<i64>, OpsError> {
+pub async fn rollback(
+    store: &Store,
+    version: i64,
+    actor: impl Into<Actor<'_>>,
+) -> Result<Option<i64>, OpsError> {
+    let actor = actor.into();
     let result = async {
         let before = store.policy_state().await?.active_version;
         store.activate_policy(version).await?;
@@ -256,7 +299,8 @@ pub async fn rollback(store: &Store, version: i64, actor: &str) -> Result<Option
 }
 
 /// Makes the shadow version the enforced one. Returns its number.
-pub async fn promote(store: &Store, actor: &str) -> Result<i64, OpsError> {
+pub async fn promote(store: &Store, actor: impl Into<Actor<'_>>) -> Result<i64, OpsError> {
+    let actor = actor.into();
     let result = async {
         let state = store.policy_state().await?;
         let v = state.shadow_version.ok_or_else(no_shadow)?;
@@ -280,7 +324,8 @@ pub async fn promote(store: &Store, actor: &str) -> Result<i64, OpsError> {
 }
 
 /// Ends shadow mode without enforcing the shadow version. Returns its number.
-pub async fn discard(store: &Store, actor: &str) -> Result<i64, OpsError> {
+pub async fn discard(store: &Store, actor: impl Into<Actor<'_>>) -> Result<i64, OpsError> {
+    let actor = actor.into();
     let result = async {
         let v = store
             .policy_state()

@@ -15,7 +15,8 @@ pub struct LoadedPolicy {
     pub version: i64,
     /// The compiled rules.
     pub compiled: CompiledPolicy,
-    /// The document defines rate limits or budgets: limited requests are then estimated
+    /// The document defines rate limits, budgets or a guardrail `max_prompt_tokens`:
+    /// requests are then estimated
     /// with the tokenizer, which should be built before they arrive (see
     /// [`PolicySnapshot::uses_tokenizer`]).
     pub has_limits: bool,
@@ -72,11 +73,12 @@ async fn load_version(
     let compiled =
         CompiledPolicy::compile(&validated.document).map_err(|e| invalid(e.to_string()))?;
     let doc = &validated.document;
-    let has_limits = !doc.rate_limits.is_empty() || !doc.budgets.is_empty();
+    let mut has_limits = !doc.rate_limits.is_empty() || !doc.budgets.is_empty();
     let mut guards = HashMap::new();
     for (name, value) in &doc.guardrails {
         let def = ProfileDef::from_value(value.clone()).map_err(|e| invalid(e.to_string()))?;
         let profile = CompiledProfile::compile(&def).map_err(|e| invalid(e.to_string()))?;
+        has_limits |= profile.max_prompt_tokens().is_some();
         guards.insert(name.clone(), Arc::new(profile));
     }
     Ok(Some(Arc::new(LoadedPolicy {

@@ -58,14 +58,37 @@ pub struct AppState {
     pub usage_writer: BatchWriter<NewUsage>,
     /// Shadow-mode differences on their way to the store.
     pub shadow_writer: BatchWriter<NewShadowEvent>,
+    /// Request logs on their way to the store (`None` when `logs.enabled` is false).
+    pub request_logs: Option<crate::request_log::RequestLogWriter>,
     /// Requests where the shadow policy decided differently (since start).
     pub shadow_differences: AtomicU64,
     /// Limit checks decided by the fail mode because Redis was unreachable: [open, closed].
     pub limiter_unavailable: [AtomicU64; 2],
     /// Prometheus metrics, labeled by the configured model and provider names.
     pub metrics: Arc<Metrics>,
+    /// Anomaly alert engine fed by the access log's finish hook.
+    pub alerts: crate::alerts::Alerts,
+    /// The audit queue: admin actions on their way to the hash-chained log and forwarding.
+    pub audit: crate::audit_trail::AuditTrail,
+    /// The configuration the gateway runs with and the loader's warnings (for the
+    /// configuration security audit of the admin API).
+    pub config: ConfigSource,
+    /// REST routes (plain HTTP services), longest prefix first.
+    pub rest: crate::rest::RestRoutes,
+    /// HTTP client of the REST routes (no redirects followed: they go back to the client).
+    pub rest_client: reqwest::Client,
+    /// The response cache, when the configuration has a `cache` section.
+    pub cache: Option<portcullis_cache::Cache>,
     keys_revision: AtomicI64,
     policy_revision: AtomicI64,
+}
+
+/// The running configuration and its load warnings.
+pub struct ConfigSource {
+    /// The configuration the gateway was started with.
+    pub config: Arc<Config>,
+    /// The loader's warnings (literal secrets, ...), set once by the binary after start.
+    pub warnings: std::sync::OnceLock<Vec<portcullis_config::Problem>>,
 }
 
 /// A state construction failure.
@@ -80,6 +103,15 @@ pub enum StateError {
     /// The stored policy cannot be loaded.
     #[error("cannot load the security policy: {0}")]
     Policy(String),
+    /// An audit forwarding destination cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::audit_trail::ForwardError),
+    /// The response cache cannot be set up (its Redis is unreachable).
+    #[error("cannot set up the response cache: {0}")]
+    Cache(String),
+    /// The HTTP client of the REST routes cannot be built.
+    #[error("cannot build the HTTP client of the REST routes: {0}")]
+    RestClient(String),
     /// Redis for shared limits is unreachable at start.
     #[error(
         "cannot connect to Redis for rate limits ({0}); fix redis.url or remove the redis section"
@@ -106,6 +138,12 @@ impl AppState {
             }
         }
         let limiter = limiter_for(config).await?;
+        let metrics = Arc::new(Metrics::new(
+            config.models.iter().map(|m| m.name.as_str()),
+            config.providers.iter().map(|p| p.name.as_str()),
+        ));
+        let alerts = crate::alerts::Alerts::start(&config.alerts, store.clone(), metrics.clone());
+        let audit = crate::audit_trail::AuditTrail::start(&config.audit, store.clone()).await?;
         let state = Arc::new(AppState {
             routes,
             model_order: config.models.iter().map(|m| m.name.clone()).collect(),
@@ -125,19 +163,38 @@ impl AppState {
                     Box::pin(async move { s.record_shadow_events(&rows).await })
                 }),
             ),
+            request_logs: config
+                .logs
+                .enabled
+                .then(|| crate::request_log::start_writer(&store, config.logs.queue)),
             store,
             ready: AtomicBool::new(false),
             policy: ArcSwap::from_pointee(PolicySnapshot::default()),
             limiter,
             shadow_differences: AtomicU64::new(0),
             limiter_unavailable: [AtomicU64::new(0), AtomicU64::new(0)],
-            metrics: Arc::new(Metrics::new(
-                config.models.iter().map(|m| m.name.as_str()),
-                config.providers.iter().map(|p| p.name.as_str()),
-            )),
+            metrics,
+            alerts,
+            audit,
+            config: ConfigSource {
+                config: Arc::new(config.clone()),
+                warnings: std::sync::OnceLock::new(),
+            },
+            rest: crate::rest::RestRoutes::from_config(config),
+            rest_client: rest_client(config)?,
+            cache: crate::cache::build(config)
+                .await
+                .map_err(StateError::Cache)?,
             keys_revision: AtomicI64::new(-1),
             policy_revision: AtomicI64::new(-1),
         });
+        let ring = Arc::downgrade(&state);
+        state.alerts.set_team_lookup(Arc::new(move |key_id: &str| {
+            let state = ring.upgrade()?;
+            let keys = state.keys.load();
+            let entry = keys.entries().find(|e| e.id == key_id)?;
+            entry.team.clone()
+        }));
         state.refresh_keys().await?;
         state.refresh_policy().await.map_err(StateError::Policy)?;
         if state.policy.load().uses_tokenizer() {
@@ -267,13 +324,28 @@ impl AppState {
             shadow.depth() as u64,
             shadow.dropped(),
         );
+        if let Some(logs) = &self.request_logs {
+            m.set_queue(
+                metrics::Queue::RequestLog,
+                logs.depth() as u64,
+                logs.dropped(),
+            );
+        }
+        let audit = &self.audit;
+        m.set_queue(metrics::Queue::Audit, audit.depth() as u64, audit.dropped());
         self.metrics.render()
     }
 
-    /// Final flush at shutdown: usage, shadow events, last-use times.
+    /// Final flush at shutdown: request logs, usage, shadow events, alerts, audit records,
+    /// last-use times.
     pub async fn on_shutdown(&self) {
+        if let Some(logs) = &self.request_logs {
+            logs.shutdown().await;
+        }
         self.usage_writer.shutdown().await;
         self.shadow_writer.shutdown().await;
+        self.alerts.shutdown().await;
+        self.audit.shutdown().await;
         self.flush_last_used().await;
     }
 }
@@ -296,6 +368,17 @@ async fn limiter_for(config: &Config) -> Result<Limiter, StateError> {
             Ok(Limiter::new(Arc::new(backend), mode))
         }
     }
+}
+
+/// The client of the REST routes: pooled, connect timeout from the server settings.
+fn rest_client(config: &Config) -> Result<reqwest::Client, StateError> {
+    reqwest::Client::builder()
+        .connect_timeout(config.server.timeouts.connect.0)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| StateError::RestClient(e.to_string()))
 }
 
 /// A batch writer flush that calls one store method.

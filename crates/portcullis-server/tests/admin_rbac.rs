@@ -57,6 +57,10 @@ const MATRIX: &[(&str, &str, Option<&str>, [u16; 5])] = &[
     ("GET",  "/api/v1/usage?team=team-b",       None,                          [200, 200, 200, 403, 403]),
     ("GET",  "/api/v1/usage?key_id={other}",    None,                          [200, 200, 200, 403, 403]),
     ("GET",  "/api/v1/audit",                   None,                          [200, 200, 200, 403, 403]),
+    ("GET",  "/api/v1/logs",                    None,                          [200, 403, 200, 403, 403]),
+    ("GET",  "/api/v1/reports/compliance?format=json", None,                   [200, 403, 200, 403, 403]),
+    ("GET",  "/api/v1/audit/config",            None,                          [200, 200, 200, 403, 403]),
+    ("GET",  "/api/v1/alerts",                  None,                          [200, 200, 200, 403, 403]),
     ("GET",  "/api/v1/openapi.json",            None,                          [200, 200, 200, 200, 200]),
     // The data plane: models:invoke under the active policy.
     ("CHAT", "gpt-test",                        None,                          [200, 403, 403, 200, 403]),

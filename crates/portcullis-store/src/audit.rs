@@ -137,6 +137,12 @@ impl Store {
     /// An outcome other than `ok`, `denied` or `error` yields
     /// [`StoreError::Invalid`] and writes nothing.
     pub async fn append_audit(&self, e: &NewAuditEntry) -> Result<i64> {
+        self.append_audit_record(e).await.map(|r| r.id)
+    }
+
+    /// Like [`Store::append_audit`], returning the stored record with its chain hashes
+    /// (what audit forwarding sends).
+    pub async fn append_audit_record(&self, e: &NewAuditEntry) -> Result<AuditRecord> {
         if !AUDIT_OUTCOMES.contains(&e.outcome.as_str()) {
             return Err(StoreError::Invalid(format!(
                 "audit outcome `{}` is not one of ok, denied, error",
@@ -166,7 +172,7 @@ impl Store {
             let hash = fields.hash(&prev);
             (id, prev, hash)
         };
-        let id: i64 = with_pool!(self, pool => {
+        let (id, prev, hash) = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let locked = sqlx::query(lock).execute(&mut *tx).await?.rows_affected();
             if locked != 1 {
@@ -190,9 +196,19 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            id
+            (id, prev, hash)
         });
-        Ok(id)
+        Ok(AuditRecord {
+            id,
+            at: e.at,
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            target: e.target.clone(),
+            outcome: e.outcome.clone(),
+            detail: e.detail.clone(),
+            prev_hash: Some(prev),
+            hash: Some(hash),
+        })
     }
 
     /// Audit entries matching `q`, newest (highest id) first, at most

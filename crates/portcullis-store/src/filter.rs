@@ -1,5 +1,5 @@
 //! A tiny builder for optional `WHERE` conditions with `$n` placeholders,
-//! shared by the audit and usage queries (both backends accept `$n`).
+//! shared by the audit, usage and request-log queries (both backends accept `$n`).
 
 /// A value bound to one placeholder.
 pub(crate) enum Arg {
@@ -21,6 +21,12 @@ impl Filter {
         self.args.push(arg);
         let placeholder = format!("${}", self.args.len());
         self.conditions.push(template.replace("{}", &placeholder));
+        self
+    }
+
+    /// Adds a condition without a bound value (e.g. `denied = TRUE`).
+    pub(crate) fn condition(&mut self, sql: &str) -> &mut Self {
+        self.conditions.push(sql.to_string());
         self
     }
 

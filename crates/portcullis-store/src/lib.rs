@@ -10,7 +10,8 @@
 //! once (WAL mode, busy timeout).
 //!
 //! One file per concept: `keys`, `users` (users and teams), `policies`,
-//! `audit`, `shadow` and `usage`, each with its records and its methods.
+//! `audit`, `shadow`, `usage`, `alerts` and `request_logs`, each with its records and its
+//! methods.
 //!
 //! Design notes:
 //! - One concrete pool per backend (no `sqlx::Any`), so each driver's types
@@ -35,6 +36,7 @@ macro_rules! with_pool {
     };
 }
 
+mod alerts;
 mod audit;
 pub mod audit_chain;
 mod connect;
@@ -42,16 +44,21 @@ mod error;
 mod filter;
 mod keys;
 mod policies;
+mod request_logs;
 mod shadow;
 pub mod testing;
 mod usage;
 mod users;
 
+pub use alerts::{AlertQuery, AlertRecord, AlertWrite, NewAlert};
 pub use audit::{AuditQuery, AuditRecord, NewAuditEntry, AUDIT_OUTCOMES};
 pub use audit_chain::{ChainHead, ChainVerdict, GENESIS_HASH};
 pub use error::{redact_url, StoreError};
 pub use keys::{KeyRecord, NewKey};
 pub use policies::{PolicyState, PolicyVersion, PolicyVersionSummary};
+pub use request_logs::{
+    AccessSummary, GuardrailEntry, NewRequestLog, RequestLogQuery, RequestLogRecord,
+};
 pub use shadow::{NewShadowEvent, ShadowEventRecord, ShadowReport};
 pub use usage::{NewUsage, UsageQuery, UsageRow};
 pub use users::{NewUser, TeamRecord, UserRecord};

@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::audit::AuditCommand,
     },
+    /// Reports: `report compliance --from DATE --to DATE --format html|json|csv`.
+    Report {
+        #[command(subcommand)]
+        command: cli::report::ReportCommand,
+    },
     /// Requests, tokens and spend per key and model.
     Usage {
         /// YAML configuration file (for the store location).
@@ -199,6 +204,7 @@ fn main() -> ExitCode {
             Command::Users { command } => cli::verbs::users(command).await,
             Command::Teams { command } => cli::verbs::teams(command).await,
             Command::Audit { command } => cli::audit::run(command).await,
+            Command::Report { command } => cli::report::run(command).await,
             Command::Usage {
                 config,
                 team,

@@ -1,7 +1,9 @@
 //! The compiled form of a policy: globsets and networks built once, per-team lists of the
 //! limits that can apply, so a decision does no parsing and no allocation beyond its result.
 
-use crate::document::{parse_net, BudgetDef, IpRules, PolicyDocument, PolicyErrors, RateLimitDef};
+use crate::document::{
+    parse_net, BudgetDef, IpRules, PolicyDocument, PolicyErrors, RateLimitDef, TeamCache,
+};
 use crate::rbac::{builtin_role, Permission};
 use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
 use ipnet::IpNet;
@@ -67,7 +69,9 @@ pub(crate) struct CompiledTeam {
     pub max_body_bytes: Option<u64>,
     pub max_tokens_per_request: Option<u64>,
     pub guardrails: Option<String>,
+    pub cache: Option<TeamCache>,
     pub needs_tokens: bool,
+    pub log_bodies: bool,
 }
 
 /// A compiled rate limit.
@@ -167,7 +171,9 @@ impl CompiledPolicy {
                     max_body_bytes: t.max_body_bytes,
                     max_tokens_per_request: t.max_tokens_per_request,
                     guardrails: t.guardrails.clone(),
+                    cache: t.cache,
                     needs_tokens,
+                    log_bodies: t.log_bodies,
                 },
             );
         }
@@ -200,11 +206,27 @@ impl CompiledPolicy {
             .is_some_and(|t| t.needs_tokens)
     }
 
+    /// Whether the team's request and response bodies go into the request log, and the
+    /// team's guardrail profile name (to redact them with).
+    pub fn log_bodies(&self, team: Option<&str>) -> Option<Option<&str>> {
+        self.effective_team(team)
+            .and_then(|t| self.teams.get(t))
+            .filter(|t| t.log_bodies)
+            .map(|t| t.guardrails.as_deref())
+    }
+
     /// The team's body size limit, to enforce while reading the body (before deciding).
     pub fn max_body_bytes(&self, team: Option<&str>) -> Option<u64> {
         self.effective_team(team)
             .and_then(|t| self.teams.get(t))
             .and_then(|t| t.max_body_bytes)
+    }
+
+    /// The team's response cache setting (own team or `default_team`), if it has one.
+    pub fn team_cache(&self, team: Option<&str>) -> Option<TeamCache> {
+        self.effective_team(team)
+            .and_then(|t| self.teams.get(t))
+            .and_then(|t| t.cache)
     }
 
     /// Whether `role` grants `permission` on `resource` (a model name, a route path, or a

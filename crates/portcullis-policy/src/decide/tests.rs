@@ -235,3 +235,36 @@ fn invalid_documents_do_not_compile() {
     let err = CompiledPolicy::compile(&doc).unwrap_err();
     assert_eq!(err.0.problems[0].path, "default_team");
 }
+
+#[test]
+fn team_cache_settings_follow_the_default_team() {
+    let p = policy(
+        r#"
+version: 1
+default_team: a
+teams:
+  a: { models: ["*"], cache: { ttl: 10m } }
+  b: { models: ["*"], cache: {} }
+  c: { models: ["*"] }
+"#,
+    );
+    let ttl = |team| p.team_cache(team).map(|c| c.ttl.map(|t| t.secs));
+    assert_eq!(ttl(Some("a")), Some(Some(600)));
+    assert_eq!(ttl(None), Some(Some(600)), "keys without a team count as a");
+    assert_eq!(
+        ttl(Some("b")),
+        Some(None),
+        "on, with the gateway's default TTL"
+    );
+    assert_eq!(ttl(Some("c")), None);
+    assert_eq!(ttl(Some("ghost")), None);
+    let err = parse_policy("version: 1\nteams:\n  a: { cache: { ttl: 0s } }\n").unwrap_err();
+    assert_eq!(err.problems[0].path, "teams.a.cache.ttl");
+    let err =
+        parse_policy("version: 1\nteams:\n  a: { cache: { ttl: 1m, bogus: 1 } }\n").unwrap_err();
+    assert!(
+        err.problems[0].path.starts_with("teams.a"),
+        "{:?}",
+        err.problems
+    );
+}

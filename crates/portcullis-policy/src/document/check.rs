@@ -236,6 +236,16 @@ pub(crate) fn check(
                 ));
             }
         }
+        if team
+            .cache
+            .and_then(|c| c.ttl)
+            .is_some_and(|ttl| ttl.secs == 0)
+        {
+            sub.push(problem(
+                format!("{path}.cache.ttl"),
+                "must be greater than zero",
+            ));
+        }
         if let Some(profile) = &team.guardrails {
             if !doc.guardrails.contains_key(profile) {
                 sub.push(problem(

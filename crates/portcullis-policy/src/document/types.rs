@@ -91,6 +91,24 @@ pub struct TeamDef {
     /// Role given to keys created in the team without an explicit role.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_role: Option<String>,
+    /// Store prompt and response bodies in the request log (after guardrail redaction
+    /// with the team's profile, or the default profile). Off by default.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub log_bodies: bool,
+    /// Response cache for the team's chat requests (needs the gateway's `cache` section);
+    /// absent = cached only when a request asks with `x-portcullis-cache: use`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<TeamCache>,
+}
+
+/// A team's response cache setting: `cache: {ttl: 10m}` (`cache: {}` = the gateway's
+/// default TTL).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TeamCache {
+    /// How long an answer is served from the cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Interval>,
 }
 
 /// Client IP allow/deny lists (CIDR or single addresses). Deny wins; a non-empty allow

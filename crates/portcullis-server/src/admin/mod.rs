@@ -11,8 +11,11 @@
 mod audit;
 mod identity;
 mod keys;
+mod logs;
 pub mod openapi;
 mod policies;
+pub mod reports;
+mod security;
 pub mod usage;
 
 use crate::auth::authenticate;
@@ -60,6 +63,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/policies/{version}/rollback"),
     ("get", "/api/v1/usage"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/logs"),
+    ("get", "/api/v1/reports/compliance"),
+    ("get", "/api/v1/audit/config"),
+    ("get", "/api/v1/alerts"),
     ("get", "/api/v1/openapi.json"),
 ];
 
@@ -98,17 +105,46 @@ pub fn router() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/usage", get(usage::summary))
         .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/logs", get(logs::list))
+        .route("/api/v1/reports/compliance", get(reports::compliance))
+        .route("/api/v1/audit/config", get(security::config_audit))
+        .route("/api/v1/alerts", get(security::alerts))
         .route("/api/v1/openapi.json", get(openapi::serve))
 }
 
 /// Middleware: authenticates the key of every admin request (default deny) and hands
-/// the caller to the handlers through the request extensions.
+/// the caller to the handlers through the request extensions. A refused key is audited
+/// (best effort: see [`crate::audit_trail`]); an authenticated call is refused with 503
+/// while the audit queue is full, before it can act unaudited.
 pub async fn require_key(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, GatewayError> {
-    let key = authenticate(&state, request.headers())?;
+    let key = match authenticate(&state, request.headers()) {
+        Ok(key) => key,
+        Err(e) => {
+            let peer = request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_string());
+            state.audit.try_append(portcullis_store::NewAuditEntry {
+                at: crate::policy_ops::now(),
+                actor: "anonymous".into(),
+                action: "admin.authenticate".into(),
+                target: request.uri().path().chars().take(200).collect(),
+                outcome: "denied".into(),
+                detail: serde_json::json!({
+                    "reason": e.parts().code, "method": request.method().as_str(), "client_ip": peer,
+                }),
+            });
+            return Err(e);
+        }
+    };
+    if !state.audit.has_room() {
+        tracing::error!("ALERT: audit queue full; admin call refused");
+        return Err(GatewayError::AuditUnavailable);
+    }
     request.extensions_mut().insert(Caller(key));
     Ok(next.run(request).await)
 }
@@ -246,20 +282,29 @@ impl Ctx {
         })
     }
 
-    /// Appends an audit entry as this caller. The write runs on its own task, so it
-    /// completes even if the client disconnects.
+    /// Appends an audit entry as this caller through the audit queue and waits until it
+    /// is stored. The append runs on its own task, so it completes even if the client
+    /// disconnects.
     pub async fn audit(&self, action: &str, target: &str, outcome: &str, detail: Value) {
-        let store = self.state.store.clone();
-        let (actor, action, target, outcome) = (
-            self.caller.id.clone(),
-            action.to_string(),
-            target.to_string(),
-            outcome.to_string(),
-        );
-        let task = tokio::spawn(async move {
-            crate::policy_ops::audit(&store, &actor, &action, &target, &outcome, detail).await
-        });
+        let state = self.state.clone();
+        let entry = portcullis_store::NewAuditEntry {
+            at: crate::policy_ops::now(),
+            actor: self.caller.id.clone(),
+            action: action.to_string(),
+            target: target.to_string(),
+            outcome: outcome.to_string(),
+            detail,
+        };
+        let task = tokio::spawn(async move { state.audit.append(entry).await });
         let _ = task.await;
+    }
+
+    /// The caller as the actor of a policy lifecycle step (audited through the queue).
+    pub fn actor(&self) -> crate::policy_ops::Actor<'_> {
+        crate::policy_ops::Actor {
+            id: &self.caller.id,
+            trail: Some(&self.state.audit),
+        }
     }
 }
 

@@ -48,6 +48,10 @@ const OPS: &[Op] = &[
     op("post", "/api/v1/policies/{version}/rollback", "Activate an earlier version (history is immutable)", "policies:write", &[], Body::None),
     op("get", "/api/v1/usage", "Usage and spend per key, team and model", "usage:read", &["team", "key_id", "since", "until"], Body::None),
     op("get", "/api/v1/audit", "The audit log, newest first (keyset pagination with before_id)", "audit:read", &["since", "until", "actor", "action", "limit", "before_id"], Body::None),
+    op("get", "/api/v1/logs", "Request logs, newest first (keyset pagination with before_id): who, model, status, latency, tokens, cost, guardrail actions, policy decision, redacted bodies when the team logs them", "logs:read (own / team / other-team)", &["from", "to", "team", "key", "principal", "model", "status", "denied", "limit", "before_id"], Body::None),
+    op("get", "/api/v1/reports/compliance", "Compliance report of [from, to): access, denials, policy changes with diffs, key events, guardrail actions, anomalies, audit-chain verification; JSON, CSV or self-contained HTML", "audit:read + logs:read", &["from", "to", "format"], Body::None),
+    op("get", "/api/v1/audit/config", "Configuration security audit: findings (id, severity, what, where, fix), summary, worst", "audit:read", &[], Body::None),
+    op("get", "/api/v1/alerts", "Anomaly alerts, newest first: rule, subject, severity, first/last seen, count (keyset pagination)", "audit:read", &["since", "until", "rule", "subject", "limit", "before_id"], Body::None),
     op("get", "/api/v1/openapi.json", "This document", "any valid key", &[], Body::None),
 ];
 
@@ -73,7 +77,12 @@ const fn op(
 fn query_schema(name: &str) -> Value {
     match name {
         "shadow" => json!({"type": "boolean"}),
-        "limit" | "before_id" | "version" => json!({"type": "integer"}),
+        "limit" | "before_id" | "version" | "status" => json!({"type": "integer"}),
+        "denied" => json!({"type": "boolean", "description": "only refused requests"}),
+        "from" | "to" => {
+            json!({"type": "string", "description": "unix seconds, a date (2026-11-01), an RFC 3339 time, or a span back from now such as 7d"})
+        }
+        "format" => json!({"type": "string", "enum": ["json", "csv", "html"], "default": "json"}),
         "since" | "until" => {
             json!({"type": "string", "description": "unix seconds, or a span back from now such as 7d"})
         }

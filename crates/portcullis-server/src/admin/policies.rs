@@ -160,7 +160,7 @@ pub async fn apply(
         &actor,
         &q.comment,
         q.shadow,
-        &actor,
+        ctx.actor(),
     )
     .await
     .map_err(ops_error)?;
@@ -172,7 +172,7 @@ pub async fn apply(
 pub async fn rollback(ctx: Ctx, Path(version): Path<String>) -> Result<Json<Value>, GatewayError> {
     write(&ctx, "policy.rollback", &version).await?;
     let v = parse_version(&version)?;
-    let from = policy_ops::rollback(&ctx.state.store, v, &ctx.caller.id)
+    let from = policy_ops::rollback(&ctx.state.store, v, ctx.actor())
         .await
         .map_err(ops_error)?;
     refresh(&ctx).await;
@@ -200,7 +200,7 @@ pub async fn shadow_report(
 /// `POST /api/v1/policies/shadow/promote`: enforces the shadow version.
 pub async fn promote(ctx: Ctx) -> Result<Json<Value>, GatewayError> {
     write(&ctx, "policy.promote", "-").await?;
-    let v = policy_ops::promote(&ctx.state.store, &ctx.caller.id)
+    let v = policy_ops::promote(&ctx.state.store, ctx.actor())
         .await
         .map_err(ops_error)?;
     refresh(&ctx).await;
@@ -210,7 +210,7 @@ pub async fn promote(ctx: Ctx) -> Result<Json<Value>, GatewayError> {
 /// `POST /api/v1/policies/shadow/discard`: ends shadow mode.
 pub async fn discard(ctx: Ctx) -> Result<Json<Value>, GatewayError> {
     write(&ctx, "policy.discard", "-").await?;
-    let v = policy_ops::discard(&ctx.state.store, &ctx.caller.id)
+    let v = policy_ops::discard(&ctx.state.store, ctx.actor())
         .await
         .map_err(ops_error)?;
     refresh(&ctx).await;

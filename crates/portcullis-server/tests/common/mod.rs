@@ -135,6 +135,11 @@ impl Harness {
         }
     }
 
+    /// URL of the harness's SQLite store (to reopen it after shutdown).
+    pub fn store_url(&self) -> String {
+        format!("sqlite://{}/p.db", self._dir.path().display())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.gateway.data_addr, path)
     }

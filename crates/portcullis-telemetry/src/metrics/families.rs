@@ -3,8 +3,8 @@
 //! unlabeled counters are always shown (so dashboards see explicit zeros).
 
 use super::labels::{
-    Direction, FailMode, GuardrailAction, Queue, RateLimitKind, Route, ShadowKind, Status,
-    UpstreamErrorClass,
+    AlertRule, Direction, FailMode, GuardrailAction, Queue, RateLimitKind, Route, ShadowKind,
+    Status, UpstreamErrorClass,
 };
 use super::render::Writer;
 use super::{MetricName, Metrics};
@@ -89,6 +89,7 @@ impl Metrics {
                 }
             }
             MetricName::CacheHitsTotal => w.sample(name, &[], self.cache_hits.get(0) as f64),
+            MetricName::CacheMissesTotal => w.sample(name, &[], self.cache_misses.get(0) as f64),
             MetricName::RateLimitRejectionsTotal => {
                 for k in RateLimitKind::ALL {
                     let v = self.rate_limited.get(k.index());
@@ -156,6 +157,12 @@ impl Metrics {
                 for mode in FailMode::ALL {
                     let v = self.fail_mode.get(mode.index());
                     w.sample(name, &[("mode", mode.label())], v as f64);
+                }
+            }
+            MetricName::AlertsTotal => {
+                for rule in AlertRule::ALL {
+                    let v = self.alerts.get(rule.index());
+                    w.sample(name, &[("rule", rule.label())], v as f64);
                 }
             }
         }

@@ -205,6 +205,17 @@ label_enum!(
 );
 
 label_enum!(
+    /// Anomaly alert rules (`rule` label of `portcullis_alerts_total`).
+    AlertRule {
+        AuthFailures => "auth_failures",
+        NewNetwork => "new_network",
+        TokenSpike => "token_spike",
+        RateLimitStorm => "rate_limit_storm",
+        SpendSpike => "spend_spike",
+    }
+);
+
+label_enum!(
     /// Fail mode that decided a limit check while its store was unreachable (`mode` label).
     FailMode { Open => "open", Closed => "closed" }
 );

@@ -22,7 +22,7 @@ mod render;
 
 pub use cells::{HistogramSnapshot, LATENCY_BUCKETS};
 pub use labels::{
-    BoundedNames, BreakerState, Direction, FailMode, GuardrailAction, NameSet, Queue,
+    AlertRule, BoundedNames, BreakerState, Direction, FailMode, GuardrailAction, NameSet, Queue,
     RateLimitKind, Route, ShadowKind, Status, UpstreamErrorClass, NONE, OTHER, STATUS_ALLOWLIST,
 };
 pub use render::CONTENT_TYPE;
@@ -53,6 +53,8 @@ pub enum MetricName {
     CostMicrosTotal,
     /// Responses served from the gateway cache.
     CacheHitsTotal,
+    /// Cacheable requests the cache could not answer.
+    CacheMissesTotal,
     /// Requests refused by a rate or concurrency limit, by kind.
     RateLimitRejectionsTotal,
     /// Requests refused by an exhausted budget.
@@ -71,6 +73,8 @@ pub enum MetricName {
     ShadowDifferencesTotal,
     /// Limit checks decided by the fail mode because the limit store was unreachable.
     LimiterFailModeTotal,
+    /// Anomaly alert occurrences by rule (repeats inside the deduplication window included).
+    AlertsTotal,
 }
 
 impl MetricName {
@@ -84,6 +88,7 @@ impl MetricName {
         MetricName::TokensTotal,
         MetricName::CostMicrosTotal,
         MetricName::CacheHitsTotal,
+        MetricName::CacheMissesTotal,
         MetricName::RateLimitRejectionsTotal,
         MetricName::BudgetRejectionsTotal,
         MetricName::GuardrailActionsTotal,
@@ -93,6 +98,7 @@ impl MetricName {
         MetricName::QueueDroppedTotal,
         MetricName::ShadowDifferencesTotal,
         MetricName::LimiterFailModeTotal,
+        MetricName::AlertsTotal,
     ];
 
     /// The exposed name.
@@ -107,6 +113,7 @@ impl MetricName {
             TokensTotal => "portcullis_tokens_total",
             CostMicrosTotal => "portcullis_cost_usd_micros_total",
             CacheHitsTotal => "portcullis_cache_hits_total",
+            CacheMissesTotal => "portcullis_cache_misses_total",
             RateLimitRejectionsTotal => "portcullis_rate_limit_rejections_total",
             BudgetRejectionsTotal => "portcullis_budget_rejections_total",
             GuardrailActionsTotal => "portcullis_guardrail_actions_total",
@@ -116,6 +123,7 @@ impl MetricName {
             QueueDroppedTotal => "portcullis_queue_dropped_total",
             ShadowDifferencesTotal => "portcullis_shadow_differences_total",
             LimiterFailModeTotal => "portcullis_limiter_fail_mode_total",
+            AlertsTotal => "portcullis_alerts_total",
         }
     }
 
@@ -141,6 +149,7 @@ impl MetricName {
             TokensTotal => "Tokens reported by upstreams, by direction (in = prompt, out = completion).",
             CostMicrosTotal => "Cost in micro-USD computed from configured prices, by model and team.",
             CacheHitsTotal => "Responses served from the gateway cache.",
+            CacheMissesTotal => "Cacheable requests the gateway cache could not answer (sent upstream).",
             RateLimitRejectionsTotal => "Requests refused by a rate or concurrency limit.",
             BudgetRejectionsTotal => "Requests refused because a budget was exhausted.",
             GuardrailActionsTotal => "Guardrail interventions by rule and action.",
@@ -150,6 +159,7 @@ impl MetricName {
             QueueDroppedTotal => "Records dropped because a background queue was full.",
             ShadowDifferencesTotal => "Requests the shadow policy decided differently from the active one.",
             LimiterFailModeTotal => "Limit checks decided by the fail mode because the limit store was unreachable.",
+            AlertsTotal => "Anomaly alert occurrences by rule, repeats inside the deduplication window included.",
         }
     }
 }
@@ -196,6 +206,7 @@ pub struct Metrics {
     tokens: Counters,
     cost: Counters,
     cache_hits: Counters,
+    cache_misses: Counters,
     rate_limited: Counters,
     budget: Counters,
     guardrail: Counters,
@@ -205,6 +216,7 @@ pub struct Metrics {
     queue_dropped: Counters,
     shadow: Counters,
     fail_mode: Counters,
+    alerts: Counters,
 }
 
 impl Metrics {
@@ -228,6 +240,7 @@ impl Metrics {
             tokens: Counters::new(Direction::ALL.len() * m),
             cost: Counters::new(m * teams.len()),
             cache_hits: Counters::new(1),
+            cache_misses: Counters::new(1),
             rate_limited: Counters::new(RateLimitKind::ALL.len()),
             budget: Counters::new(1),
             guardrail: Counters::new(rules.len() * GuardrailAction::ALL.len()),
@@ -237,6 +250,7 @@ impl Metrics {
             queue_dropped: Counters::new(Queue::ALL.len()),
             shadow: Counters::new(ShadowKind::ALL.len()),
             fail_mode: Counters::new(FailMode::ALL.len()),
+            alerts: Counters::new(AlertRule::ALL.len()),
             models,
             providers,
             teams,
@@ -289,6 +303,11 @@ impl Metrics {
         self.cache_hits.add(0, 1);
     }
 
+    /// A cacheable request the gateway cache could not answer.
+    pub fn cache_miss(&self) {
+        self.cache_misses.add(0, 1);
+    }
+
     /// A request refused by a rate or concurrency limit.
     pub fn rate_limit_rejected(&self, kind: RateLimitKind) {
         self.rate_limited.add(kind.index(), 1);
@@ -334,6 +353,11 @@ impl Metrics {
     /// A limit check decided by the fail mode.
     pub fn limiter_fail_mode(&self, mode: FailMode) {
         self.fail_mode.add(mode.index(), 1);
+    }
+
+    /// An anomaly alert occurrence.
+    pub fn alert(&self, rule: AlertRule) {
+        self.alerts.add(rule.index(), 1);
     }
 
     /// The Prometheus text exposition of every family (see [`CONTENT_TYPE`]).

@@ -1,5 +1,5 @@
-//! `portcullis audit verify|list`: check the tamper-evident audit chain and read or export
-//! the audit log, directly on the store.
+//! `portcullis audit verify|list|config`: check the tamper-evident audit chain, read or export
+//! the audit log, directly on the store, and run the configuration security audit.
 //!
 //! `verify` exits 0 when the chain is intact and 1 when it is broken, so it can run from
 //! cron or a CI gate; it prints the chain head (id and hash), which an operator can keep
@@ -53,6 +53,19 @@ pub enum AuditCommand {
         #[arg(long, value_enum)]
         export: Option<ExportFormat>,
     },
+    /// Security audit of the configuration, the active policy and the stored keys; the exit
+    /// code reflects the worst finding (0 none, 2 low, 3 medium, 4 high, 5 critical).
+    Config {
+        /// YAML configuration file (also gives the store location).
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: crate::cli::audit_config::Format,
+        /// Only findings at or above this severity fail (info, low, medium, high, critical).
+        #[arg(long, default_value = "low")]
+        fail_on: String,
+    },
 }
 
 /// Export formats of `audit list --export`.
@@ -66,6 +79,11 @@ pub enum ExportFormat {
 pub async fn run(command: AuditCommand) -> Result<ExitCode> {
     match command {
         AuditCommand::Verify { config, json } => verify(config.as_deref(), json).await,
+        AuditCommand::Config {
+            config,
+            format,
+            fail_on,
+        } => crate::cli::audit_config::run(config.as_deref(), format, &fail_on).await,
         AuditCommand::List {
             config,
             since,
