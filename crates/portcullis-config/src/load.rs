@@ -4,7 +4,9 @@
 use crate::edge::{CacheConfig, RouteConfig};
 use crate::env;
 use crate::security::{AlertsConfig, AuditConfig};
-use crate::types::{Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig};
+use crate::types::{
+    Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig, TelemetryConfig,
+};
 use crate::validate::{validate, Positions};
 use crate::{ConfigError, Problem};
 use serde::de::DeserializeOwned;
@@ -72,6 +74,7 @@ pub fn load_str(
         alerts: AlertsConfig::default(),
         routes: Vec::new(),
         cache: None,
+        telemetry: Default::default(),
     };
     for (key, value) in map {
         let Some(key) = key.as_str().map(str::to_owned) else {
@@ -99,6 +102,11 @@ pub fn load_str(
             }
             "redis" => {
                 config.redis = section::<Option<RedisConfig>>(&key, value, &mut problems).flatten()
+            }
+            "telemetry" => {
+                if let Some(v) = section::<TelemetryConfig>(&key, value, &mut problems) {
+                    config.telemetry = v;
+                }
             }
             "audit" => {
                 if let Some(v) = section::<AuditConfig>(&key, value, &mut problems) {
@@ -128,7 +136,7 @@ pub fn load_str(
             }
             other => problems.push(problem(
                 other,
-                "unknown field; expected one of: server, store, providers, models, redis, routes, cache, audit, alerts, logs, reports",
+                "unknown field; expected one of: server, store, providers, models, redis, routes, cache, audit, alerts, logs, reports, telemetry",
             )),
         }
     }

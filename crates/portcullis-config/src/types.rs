@@ -44,6 +44,69 @@ pub struct Config {
     /// The response cache; absent = no caching.
     #[serde(default)]
     pub cache: Option<crate::CacheConfig>,
+    /// Traces (OpenTelemetry over OTLP).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// Telemetry exported to other systems.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OpenTelemetry traces over OTLP; off when absent (unless the standard
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` environment variable is set).
+    #[serde(default)]
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// Where and how spans are exported.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// Collector endpoint, e.g. `http://127.0.0.1:4318` (HTTP; `/v1/traces` is appended
+    /// unless present) or `http://127.0.0.1:4317` (gRPC). Default: the environment's
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// `http` (protobuf over HTTP, the default) or `grpc`.
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    /// `service.name` of the exported resource (default `portcullis`).
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// Fraction of new traces sampled, 0.0 to 1.0 (default 1.0); a client's sampled
+    /// `traceparent` is always followed.
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> OtlpConfig {
+        OtlpConfig {
+            endpoint: None,
+            protocol: OtlpProtocol::default(),
+            service_name: default_service_name(),
+            sample_ratio: default_sample_ratio(),
+        }
+    }
+}
+
+fn default_service_name() -> String {
+    "portcullis".into()
+}
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    /// Protobuf over HTTP (`/v1/traces`).
+    #[default]
+    Http,
+    /// gRPC.
+    Grpc,
 }
 
 /// Redis for shared limits.
@@ -89,6 +152,7 @@ impl Config {
             alerts: Default::default(),
             routes: Vec::new(),
             cache: None,
+            telemetry: TelemetryConfig::default(),
         }
     }
 

@@ -105,6 +105,29 @@ pub fn validate(
         }
     }
 
+    if let Some(otlp) = &config.telemetry.otlp {
+        if let Some(endpoint) = &otlp.endpoint {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                push(
+                    "telemetry.otlp.endpoint".into(),
+                    "must start with http:// or https://".into(),
+                );
+            }
+        }
+        if !(0.0..=1.0).contains(&otlp.sample_ratio) {
+            push(
+                "telemetry.otlp.sample_ratio".into(),
+                "must be between 0.0 and 1.0".into(),
+            );
+        }
+        if otlp.service_name.trim().is_empty() {
+            push(
+                "telemetry.otlp.service_name".into(),
+                "must not be empty".into(),
+            );
+        }
+    }
+
     let mut names = HashSet::new();
     for (p, i) in config.providers.iter().zip(&positions.providers) {
         let path = format!("providers[{i}]");

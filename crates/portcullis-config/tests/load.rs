@@ -274,6 +274,46 @@ models:
 }
 
 #[test]
+fn telemetry_otlp_section() {
+    let doc = r#"
+telemetry:
+  otlp: { endpoint: "http://127.0.0.1:4317", protocol: grpc, service_name: gw, sample_ratio: 0.25 }
+"#;
+    let c = load_str(doc, &env).unwrap().config;
+    let o = c.telemetry.otlp.unwrap();
+    assert_eq!(o.endpoint.as_deref(), Some("http://127.0.0.1:4317"));
+    assert_eq!(o.protocol, portcullis_config::OtlpProtocol::Grpc);
+    assert_eq!((o.service_name.as_str(), o.sample_ratio), ("gw", 0.25));
+    let o = load_str("telemetry: { otlp: {} }", &env)
+        .unwrap()
+        .config
+        .telemetry
+        .otlp
+        .unwrap();
+    assert_eq!(o.protocol, portcullis_config::OtlpProtocol::Http);
+    assert_eq!(
+        (o.service_name.as_str(), o.sample_ratio),
+        ("portcullis", 1.0)
+    );
+    let err = load_str(
+        "telemetry: { otlp: { endpoint: \"udp://x\", sample_ratio: 2, service_name: \" \" } }",
+        &env,
+    )
+    .unwrap_err();
+    let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "telemetry.otlp.endpoint",
+            "telemetry.otlp.sample_ratio",
+            "telemetry.otlp.service_name"
+        ]
+    );
+    let err = load_str("telemetry: { otlp: { protocol: udp } }", &env).unwrap_err();
+    assert!(err.problems[0].path.starts_with("telemetry"), "{err}");
+}
+
+#[test]
 fn routes_and_cache_load_and_every_problem_has_its_path() {
     let doc = r#"
 routes:

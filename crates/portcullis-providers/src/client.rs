@@ -351,11 +351,30 @@ impl Provider {
         body: Vec<u8>,
         stream: bool,
     ) -> Result<UpstreamResponse, UpstreamError> {
+        self.send_with_headers(op, model, body, stream, &http::HeaderMap::new())
+            .await
+    }
+
+    /// [`Provider::send`] with extra request headers (e.g. W3C `traceparent`); they never
+    /// replace the provider's own authentication headers.
+    pub async fn send_with_headers(
+        &self,
+        op: Operation,
+        model: &str,
+        body: Vec<u8>,
+        stream: bool,
+        extra: &http::HeaderMap,
+    ) -> Result<UpstreamResponse, UpstreamError> {
         if self.kind == ProviderKind::Mock {
             return mock::respond(&self.name, &format!("/{}", op.openai_path()), &body, stream);
         }
         let url = self.endpoint(op, model, stream);
         let mut headers = self.headers.clone();
+        for (name, value) in extra {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
         self.sign(&url, &body, &mut headers)?;
         let request = self.client.post(url).headers(headers).body(body);
         let timeout = |phase| UpstreamError::Timeout {

@@ -38,6 +38,8 @@ pub struct RequestId(pub Arc<str>);
 #[derive(Default)]
 pub struct AccessNote {
     fields: Mutex<NoteFields>,
+    /// The request's OpenTelemetry spans, when trace export is configured (otel.rs).
+    trace: OnceLock<crate::otel::RequestTrace>,
 }
 
 /// Called once when the response is over (sent, failed, or abandoned by the client).
@@ -161,6 +163,14 @@ impl AccessNote {
     /// stream: its headers; the stream's own time is counted as upstream time too).
     pub fn upstream_call(&self, started: Instant) {
         self.with(|f| f.upstream = Some((started, Instant::now())));
+    }
+    /// Attaches the request's trace (once; only when trace export is configured).
+    pub fn set_trace(&self, trace: crate::otel::RequestTrace) {
+        let _ = self.trace.set(trace);
+    }
+    /// The request's trace, if it is traced.
+    pub fn trace(&self) -> Option<&crate::otel::RequestTrace> {
+        self.trace.get()
     }
     /// Records how a stream ended: "complete", "upstream_error", "client_closed".
     pub fn stream_outcome(&self, outcome: &'static str) {
@@ -302,6 +312,9 @@ impl AccessLine {
             };
             self.record_metrics(f, outcome);
             self.observe(f, &usage);
+            if let Some(trace) = self.note.trace.get() {
+                trace.finish(self.status.as_u16(), self.error, f.usage);
+            }
             portcullis_telemetry::access_log::write(&AccessRecord {
                 request_id: &self.id,
                 method: &self.method,

@@ -23,7 +23,8 @@ pub fn data_plane(state: Arc<AppState>) -> Router {
         state: state.clone(),
         request_logs: true,
     };
-    Router::new()
+    let otel = state.otel.clone();
+    let router = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(chat::messages))
         .route("/v1/responses", post(openai::responses))
@@ -34,11 +35,20 @@ pub fn data_plane(state: Arc<AppState>) -> Router {
         .fallback(crate::rest::dispatch)
         .method_not_allowed_fallback(openai::method_not_allowed)
         .with_state(state)
-        .layer(CatchPanicLayer::custom(on_panic))
-        .layer(axum::middleware::from_fn_with_state(
-            tracking,
-            access::track,
-        ))
+        .layer(CatchPanicLayer::custom(on_panic));
+    // The request span starts inside `track` (which creates the access note) and only
+    // when trace export is configured.
+    let router = match otel {
+        Some(otel) => router.layer(axum::middleware::from_fn_with_state(
+            otel,
+            crate::otel::start,
+        )),
+        None => router,
+    };
+    router.layer(axum::middleware::from_fn_with_state(
+        tracking,
+        access::track,
+    ))
 }
 
 /// Operator-facing router: the public health routes, `/metrics` (Prometheus text, public

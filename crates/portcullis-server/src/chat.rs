@@ -67,6 +67,7 @@ async fn handle(
     head.require("messages", true).map_err(GatewayError::from)?;
     let route = resolve(state, &key, &head.model)?;
     note.route(&route.model, &route.provider.name);
+    crate::otel::request(&note, Operation::Chat, &route.model, &head);
     let provider = route.provider.clone();
     let call = Call {
         key: &key,
@@ -107,15 +108,19 @@ async fn handle(
     };
 
     let sent = std::time::Instant::now();
+    let trace_headers =
+        crate::otel::attempt(&note, &provider, Operation::Chat, &route.upstream_model);
     let answer = provider
-        .send(
+        .send_with_headers(
             Operation::Chat,
             &route.upstream_model,
             upstream_body,
             stream,
+            &trace_headers,
         )
         .await;
     note.upstream_call(sent);
+    crate::otel::answered(&note, &answer);
     let answer = answer.map_err(|e| {
         tracing::warn!(provider = %provider.name, error = %e, "upstream call failed");
         GatewayError::from_upstream(e, &provider)
@@ -137,6 +142,7 @@ async fn handle(
                     note.usage(translate::log_usage(&response.usage.unwrap_or_default()));
                 }
             }
+            crate::otel::response(&note, &bytes);
             Ok(json_response(status, bytes))
         }
         (UpstreamBody::Full(bytes), false) => {
@@ -148,10 +154,9 @@ async fn handle(
             if let Some(usage) = &response.usage {
                 note.usage(translate::log_usage(usage));
             }
-            Ok(json_response(
-                status,
-                translate::encode_response(inbound, &response),
-            ))
+            let body = translate::encode_response(inbound, &response);
+            crate::otel::response(&note, &body);
+            Ok(json_response(status, body))
         }
         (UpstreamBody::Stream(chunks), true) => {
             let sniffer = match inbound {

@@ -18,6 +18,7 @@ pub mod guard_webhook;
 pub mod inbound;
 pub mod listen;
 pub mod openai_routes;
+pub mod otel;
 pub mod policy_ops;
 pub mod policy_runtime;
 pub mod relay;

@@ -86,6 +86,7 @@ async fn passthrough(
 ) -> Result<Response, GatewayError> {
     let route = resolve(state, key, &request.model)?;
     note.route(&route.model, &route.provider.name);
+    crate::otel::request(&note, op, &route.model, request);
     let provider = route.provider.clone();
     let call = Call {
         key,
@@ -114,10 +115,18 @@ async fn passthrough(
         _ => provider.openai_body(fields, request.stream),
     };
     let sent = std::time::Instant::now();
+    let trace_headers = crate::otel::attempt(&note, &provider, op, &route.upstream_model);
     let answer = provider
-        .send(op, &route.upstream_model, body, request.stream)
+        .send_with_headers(
+            op,
+            &route.upstream_model,
+            body,
+            request.stream,
+            &trace_headers,
+        )
         .await;
     note.upstream_call(sent);
+    crate::otel::answered(&note, &answer);
     let answer = answer.map_err(|e| {
         tracing::warn!(provider = %provider.name, error = %e, "upstream call failed");
         GatewayError::from_upstream(e, &provider)

@@ -79,6 +79,8 @@ pub struct AppState {
     pub rest_client: reqwest::Client,
     /// The response cache, when the configuration has a `cache` section.
     pub cache: Option<portcullis_cache::Cache>,
+    /// OpenTelemetry trace export, when configured (otel.rs).
+    pub otel: Option<Arc<portcullis_telemetry::otel::Otel>>,
     keys_revision: AtomicI64,
     policy_revision: AtomicI64,
 }
@@ -117,6 +119,9 @@ pub enum StateError {
         "cannot connect to Redis for rate limits ({0}); fix redis.url or remove the redis section"
     )]
     Redis(String),
+    /// Trace export could not be set up.
+    #[error("{0}; fix telemetry.otlp")]
+    Telemetry(String),
 }
 
 impl AppState {
@@ -185,6 +190,15 @@ impl AppState {
             cache: crate::cache::build(config)
                 .await
                 .map_err(StateError::Cache)?,
+            otel: match crate::otel::settings(config, &|name| std::env::var(name).ok()) {
+                Some(settings) => {
+                    let otel = portcullis_telemetry::otel::Otel::start(&settings)
+                        .map_err(|e| StateError::Telemetry(e.to_string()))?;
+                    tracing::info!(endpoint = %settings.export_url(), protocol = ?settings.protocol, "exporting traces over OTLP");
+                    Some(Arc::new(otel))
+                }
+                None => None,
+            },
             keys_revision: AtomicI64::new(-1),
             policy_revision: AtomicI64::new(-1),
         });
@@ -347,6 +361,10 @@ impl AppState {
         self.alerts.shutdown().await;
         self.audit.shutdown().await;
         self.flush_last_used().await;
+        if let Some(otel) = self.otel.clone() {
+            // Exports what is buffered; blocking, and its HTTP calls run on this runtime.
+            let _ = tokio::task::spawn_blocking(move || otel.shutdown()).await;
+        }
     }
 }
 

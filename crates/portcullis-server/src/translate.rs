@@ -309,7 +309,13 @@ impl Translation {
         for event in &events {
             match event {
                 StreamEvent::Usage(u) => self.note.usage(log_usage(u)),
-                StreamEvent::MessageStart { usage: Some(u), .. } => self.note.usage(log_usage(u)),
+                StreamEvent::MessageStart { usage, model, .. } => {
+                    if let Some(u) = usage {
+                        self.note.usage(log_usage(u));
+                    }
+                    crate::otel::response_model(&self.note, model);
+                }
+                StreamEvent::Stop(reason) => crate::otel::finish_reason(&self.note, &reason.raw),
                 StreamEvent::Done => {
                     self.saw_done = true;
                     self.note.stream_outcome("complete");

@@ -1,11 +1,14 @@
 //! Logging setup: human or JSON lines on stderr, written in batches by a background thread
-//! ([`log_writer`]) so a slow terminal or log pipe never stalls a request. Access-log lines use the `ACCESS_TARGET`.
-//! Prometheus metrics with typed names and bounded labels live in [`metrics`].
+//! ([`log_writer`]) so a slow terminal or log pipe never stalls a request. Access-log lines
+//! use the `ACCESS_TARGET`. Prometheus metrics with typed names and bounded labels live in
+//! [`metrics`]; OpenTelemetry trace export over OTLP in [`otel`].
 
 pub mod metrics;
 
 pub mod access_log;
 pub mod log_writer;
+
+pub mod otel;
 
 use tracing_subscriber::{fmt, EnvFilter};
 
