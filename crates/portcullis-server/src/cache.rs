@@ -94,7 +94,9 @@ pub fn plan(
     let snapshot = state.policy.load();
     let compiled = snapshot.active.as_ref().map(|a| &a.compiled);
     let team_setting = compiled.and_then(|c| c.team_cache(key.team.as_deref()));
-    if team_setting.is_none() && directive != Directive::Use {
+    // `use` opts in even when combined with `Cache-Control: no-cache` (a refresh).
+    let asked = header(CACHE_HEADER).is_some_and(|v| v.trim().eq_ignore_ascii_case("use"));
+    if team_setting.is_none() && !asked {
         return None;
     }
     let ttl = team_setting
@@ -181,6 +183,21 @@ pub fn record(state: &AppState, plan: CachePlan, mut response: Response) -> Resp
         status,
     };
     Response::from_parts(parts, Body::new(recorder))
+}
+
+/// The response of a chat handler: errors in the client's format; an answer from the
+/// upstream to a cacheable request is marked and recorded ([`record`]).
+pub fn finish(
+    state: &AppState,
+    plan: Option<CachePlan>,
+    answer: Result<Response, crate::error::GatewayError>,
+    inbound: Inbound,
+) -> Response {
+    match (answer, plan) {
+        (Ok(response), Some(plan)) => record(state, plan, response),
+        (Ok(response), None) => response,
+        (Err(e), _) => e.respond(inbound),
+    }
 }
 
 /// A response body that keeps a copy of what went to the client (up to the entry limit).

@@ -6,6 +6,7 @@
 use crate::access::AccessNote;
 use crate::auth::authenticate;
 use crate::body::{json_response, read_body, resolve, stream_response};
+use crate::cache::CachePlan;
 use crate::enforce::{self, Call};
 use crate::error::GatewayError;
 use crate::guard::RequestGuard;
@@ -33,9 +34,18 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(&state, note, peer, &headers, body, Inbound::OpenAi)
-        .await
-        .unwrap_or_else(|e| e.respond(Inbound::OpenAi))
+    let mut cache = None;
+    let answer = handle(
+        &state,
+        note,
+        peer,
+        &headers,
+        body,
+        Inbound::OpenAi,
+        &mut cache,
+    )
+    .await;
+    crate::cache::finish(&state, cache, answer, Inbound::OpenAi)
 }
 
 /// POST /v1/messages (Anthropic format).
@@ -46,9 +56,18 @@ pub async fn messages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(&state, note, peer, &headers, body, Inbound::Anthropic)
-        .await
-        .unwrap_or_else(|e| e.respond(Inbound::Anthropic))
+    let mut cache = None;
+    let answer = handle(
+        &state,
+        note,
+        peer,
+        &headers,
+        body,
+        Inbound::Anthropic,
+        &mut cache,
+    )
+    .await;
+    crate::cache::finish(&state, cache, answer, Inbound::Anthropic)
 }
 
 async fn handle(
@@ -58,6 +77,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
     inbound: Inbound,
+    cache: &mut Option<CachePlan>,
 ) -> Result<Response, GatewayError> {
     let key = authenticate(state, headers)?;
     note.key(&key);
@@ -106,6 +126,13 @@ async fn handle(
         }
         translate::encode_request(&provider, &request)?
     };
+    // Admitted and the prompt guarded: a cacheable request may be answered from the cache.
+    if let Some(plan) = crate::cache::plan(state, headers, &key, inbound, &route.model, &bytes) {
+        if let Some(hit) = crate::cache::serve_hit(state, &plan, &note).await {
+            return Ok(hit);
+        }
+        *cache = Some(plan);
+    }
 
     let sent = std::time::Instant::now();
     let trace_headers =

@@ -202,3 +202,28 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod pipeline_tests {
+    use super::*;
+
+    /// Both transports build inside a runtime (connections are lazy) and shut down
+    /// promptly with nothing buffered, even with no collector listening.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_transports_build_and_shut_down() {
+        for protocol in [Protocol::Http, Protocol::Grpc] {
+            let otel = Otel::start(&Settings {
+                endpoint: "http://127.0.0.1:9".into(),
+                protocol,
+                service_name: "t".into(),
+                sample_ratio: 1.0,
+            })
+            .unwrap();
+            let started = std::time::Instant::now();
+            tokio::task::spawn_blocking(move || otel.shutdown())
+                .await
+                .unwrap();
+            assert!(started.elapsed() < Duration::from_secs(5), "{protocol:?}");
+        }
+    }
+}
