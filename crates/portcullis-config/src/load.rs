@@ -8,6 +8,7 @@ use crate::types::{
     Config, ModelConfig, ProviderConfig, RedisConfig, ServerConfig, StoreConfig, TelemetryConfig,
 };
 use crate::validate::{validate, Positions};
+use crate::RoutingRule;
 use crate::{ConfigError, Problem};
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
@@ -67,6 +68,7 @@ pub fn load_str(
         store: StoreConfig::default(),
         providers: Vec::new(),
         models: Vec::new(),
+        routing: Vec::new(),
         redis: None,
         logs: crate::LogsConfig::default(),
         reports: crate::ReportsConfig::default(),
@@ -98,7 +100,12 @@ pub fn load_str(
                     items::<ProviderConfig>(&key, value, &mut problems);
             }
             "models" => {
+                positions.model_names = raw_names(&value);
                 (config.models, positions.models) = items::<ModelConfig>(&key, value, &mut problems)
+            }
+            "routing" => {
+                (config.routing, positions.routing) =
+                    items::<RoutingRule>(&key, value, &mut problems)
             }
             "redis" => {
                 config.redis = section::<Option<RedisConfig>>(&key, value, &mut problems).flatten()
@@ -136,7 +143,7 @@ pub fn load_str(
             }
             other => problems.push(problem(
                 other,
-                "unknown field; expected one of: server, store, providers, models, redis, routes, cache, audit, alerts, logs, reports, telemetry",
+                "unknown field; expected one of: server, store, providers, models, routing, redis, routes, cache, audit, alerts, logs, reports, telemetry",
             )),
         }
     }

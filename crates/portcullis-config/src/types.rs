@@ -20,9 +20,12 @@ pub struct Config {
     /// Upstream LLM providers the gateway may call.
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
-    /// Public model names clients send, each routed to one provider.
+    /// Public model names clients send, each routed to one provider or a group of targets.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// Conditional routing rules: requests for a model that match go to another model.
+    #[serde(default)]
+    pub routing: Vec<crate::RoutingRule>,
     /// Shared rate-limit and budget counters for several gateway instances.
     #[serde(default)]
     pub redis: Option<RedisConfig>,
@@ -139,12 +142,8 @@ impl Config {
             server: ServerConfig::default(),
             store: StoreConfig::default(),
             providers: vec![ProviderConfig::new("mock", ProviderKind::Mock)],
-            models: vec![ModelConfig {
-                name: "mock-echo".into(),
-                provider: "mock".into(),
-                upstream_model: None,
-                price: None,
-            }],
+            models: vec![ModelConfig::single("mock-echo", "mock", None)],
+            routing: Vec::new(),
             redis: None,
             logs: crate::LogsConfig::default(),
             reports: crate::ReportsConfig::default(),
@@ -405,18 +404,33 @@ impl ProviderConfig {
     }
 }
 
-/// A public model name and where it is served.
+/// A public model name and where it is served: one provider (`provider`, `upstream_model`)
+/// or a group of `targets`, with its resilience settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// What clients send as `model`.
     pub name: String,
-    /// Name of the provider serving it.
-    pub provider: String,
+    /// Name of the provider serving it (a group of one target).
+    pub provider: Option<String>,
     /// What the provider is asked for; defaults to `name`.
     pub upstream_model: Option<String>,
     /// Prices per million tokens, for cost accounting.
     pub price: Option<Price>,
+    /// The group's targets, instead of `provider`.
+    #[serde(default)]
+    pub targets: Vec<crate::TargetConfig>,
+    /// How requests are spread over the targets (default `weighted`).
+    pub strategy: Option<crate::StrategyConfig>,
+    /// Public model names tried in order when the group's own targets fail.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// Retries on failed attempts.
+    pub retry: Option<crate::RetryConfig>,
+    /// Time limits (defaults: `server.timeouts`).
+    pub timeouts: Option<crate::ModelTimeouts>,
+    /// Circuit breaker of the group's targets.
+    pub breaker: Option<crate::BreakerSettings>,
 }
 
 impl ModelConfig {

@@ -15,6 +15,10 @@ pub struct Positions {
     pub models: Vec<usize>,
     /// Every provider name written in the document.
     pub provider_names: Vec<String>,
+    /// Every model name written in the document.
+    pub model_names: Vec<String>,
+    /// Document index of each parsed routing rule.
+    pub routing: Vec<usize>,
     /// Document index of each parsed route.
     pub routes: Vec<usize>,
 }
@@ -254,12 +258,6 @@ pub fn validate(
                 format!("duplicate model name '{}'", m.name),
             );
         }
-        if !positions.provider_names.contains(&m.provider) {
-            push(
-                format!("{path}.provider"),
-                format!("no provider named '{}' is declared", m.provider),
-            );
-        }
         if let Some(price) = &m.price {
             for (field, v) in [
                 ("input_per_mtok", price.input_per_mtok),
@@ -278,6 +276,7 @@ pub fn validate(
             }
         }
     }
+    crate::routing::validate_routing(config, positions, &mut push);
     crate::edge::validate_edge(
         &config.routes,
         &positions.routes,

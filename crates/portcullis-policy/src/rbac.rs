@@ -9,8 +9,8 @@
 //! | role             | permissions (resources)                                                                                      |
 //! |------------------|--------------------------------------------------------------------------------------------------------------|
 //! | `admin`          | every permission (`*`)                                                                                       |
-//! | `security-admin` | `policies:read`, `policies:write`, `keys:create`, `keys:read`, `keys:revoke`, `audit:read`, `users:read`, `teams:read`, `usage:read` (`*`) |
-//! | `auditor`        | `audit:read`, `logs:read`, `usage:read`, `policies:read`, `keys:read`, `users:read`, `teams:read` (`*`)      |
+//! | `security-admin` | `policies:read`, `policies:write`, `keys:create`, `keys:read`, `keys:revoke`, `audit:read`, `users:read`, `teams:read`, `usage:read`, `routing:read` (`*`) |
+//! | `auditor`        | `audit:read`, `logs:read`, `usage:read`, `policies:read`, `keys:read`, `users:read`, `teams:read`, `routing:read` (`*`) |
 //! | `developer`      | `models:invoke` (`*`), `routes:invoke` (`*`), `keys:create`, `keys:read`, `keys:revoke`, `usage:read` (`own`) |
 //! | `viewer`         | `usage:read` (`own`, `team`), `teams:read` (`team`), `keys:read` (`own`)                                    |
 //!
@@ -63,11 +63,17 @@ pub enum Permission {
     /// Create, change and delete teams.
     #[serde(rename = "teams:write")]
     TeamsWrite,
+    /// Read routing state: circuit breakers of model targets.
+    #[serde(rename = "routing:read")]
+    RoutingRead,
+    /// Change routing state: reset circuit breakers.
+    #[serde(rename = "routing:write")]
+    RoutingWrite,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 16] = [
         Permission::ModelsInvoke,
         Permission::RoutesInvoke,
         Permission::KeysCreate,
@@ -82,6 +88,8 @@ impl Permission {
         Permission::UsersWrite,
         Permission::TeamsRead,
         Permission::TeamsWrite,
+        Permission::RoutingRead,
+        Permission::RoutingWrite,
     ];
 
     /// The name used in documents, e.g. `models:invoke`.
@@ -101,6 +109,8 @@ impl Permission {
             Permission::UsersWrite => "users:write",
             Permission::TeamsRead => "teams:read",
             Permission::TeamsWrite => "teams:write",
+            Permission::RoutingRead => "routing:read",
+            Permission::RoutingWrite => "routing:write",
         }
     }
 }
@@ -147,6 +157,7 @@ pub fn builtin_role(name: &str) -> Option<Vec<(Permission, Vec<&'static str>)>> 
             UsersRead,
             TeamsRead,
             UsageRead,
+            RoutingRead,
         ]),
         "auditor" => all(&[
             AuditRead,
@@ -156,6 +167,7 @@ pub fn builtin_role(name: &str) -> Option<Vec<(Permission, Vec<&'static str>)>> 
             KeysRead,
             UsersRead,
             TeamsRead,
+            RoutingRead,
         ]),
         "developer" => vec![
             (ModelsInvoke, vec!["*"]),

@@ -84,6 +84,17 @@ pub struct UpstreamResponse {
     pub body: UpstreamBody,
 }
 
+/// Time limits of one upstream call (see [`Provider::send_limited`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Longest wait for the response headers.
+    pub first_byte: Duration,
+    /// When the whole exchange (a stream included) must be over.
+    pub deadline: tokio::time::Instant,
+    /// Longest silence between two stream chunks.
+    pub idle: Duration,
+}
+
 /// How to call one configured provider.
 #[derive(Debug)]
 pub struct Provider {
@@ -342,8 +353,17 @@ impl Provider {
         }
     }
 
-    /// Sends a JSON body for `op` on `model`. Error statuses come back as
-    /// `UpstreamError::Status`; a stream comes back as chunks within the idle limit.
+    /// The limits of a call made with the server-wide timeouts, starting now.
+    pub fn default_limits(&self) -> CallLimits {
+        CallLimits {
+            first_byte: self.request_timeout,
+            deadline: tokio::time::Instant::now() + self.request_timeout,
+            idle: self.stream_idle_timeout,
+        }
+    }
+
+    /// Sends a JSON body for `op` on `model` with the server-wide timeouts. Error statuses
+    /// come back as `UpstreamError::Status`; a stream comes back as chunks within the idle limit.
     pub async fn send(
         &self,
         op: Operation,
@@ -365,6 +385,22 @@ impl Provider {
         stream: bool,
         extra: &http::HeaderMap,
     ) -> Result<UpstreamResponse, UpstreamError> {
+        self.send_limited(op, model, body, stream, self.default_limits(), extra)
+            .await
+    }
+
+    /// Like [`Provider::send_with_headers`] within `limits`: the response headers must come
+    /// within `first_byte` (and before the deadline), a whole body before the deadline, and
+    /// each stream chunk within `idle` of the previous one (and before the deadline).
+    pub async fn send_limited(
+        &self,
+        op: Operation,
+        model: &str,
+        body: Vec<u8>,
+        stream: bool,
+        limits: CallLimits,
+        extra: &http::HeaderMap,
+    ) -> Result<UpstreamResponse, UpstreamError> {
         if self.kind == ProviderKind::Mock {
             return mock::respond(&self.name, &format!("/{}", op.openai_path()), &body, stream);
         }
@@ -381,44 +417,53 @@ impl Provider {
             provider: self.name.clone(),
             phase,
         };
-        let exchange = async {
-            let response = request.send().await.map_err(|e| self.transport_error(e))?;
-            let status = response.status().as_u16();
-            let content_type = response.headers().get(http::header::CONTENT_TYPE).cloned();
-            if status >= 400 {
-                let retry_after = response
-                    .headers()
-                    .get(http::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let body = read_bounded(response, MAX_ERROR_BODY).await;
-                return Err(UpstreamError::Status {
-                    provider: self.name.clone(),
-                    status,
-                    retry_after,
-                    body,
-                });
-            }
-            if stream {
-                return Ok(UpstreamResponse {
-                    status,
-                    content_type,
-                    body: UpstreamBody::Stream(self.idle_limited(response)),
-                });
-            }
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| self.transport_error(e))?;
-            Ok(UpstreamResponse {
+        let first_byte_at = limits
+            .deadline
+            .min(tokio::time::Instant::now() + limits.first_byte);
+        let phase = if first_byte_at < limits.deadline {
+            "first byte"
+        } else {
+            "request"
+        };
+        let response = tokio::time::timeout_at(first_byte_at, request.send())
+            .await
+            .map_err(|_| timeout(phase))?
+            .map_err(|e| self.transport_error(e))?;
+        let status = response.status().as_u16();
+        let content_type = response.headers().get(http::header::CONTENT_TYPE).cloned();
+        if status >= 400 {
+            let retry_after = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body =
+                tokio::time::timeout_at(limits.deadline, read_bounded(response, MAX_ERROR_BODY))
+                    .await
+                    .unwrap_or_default();
+            return Err(UpstreamError::Status {
+                provider: self.name.clone(),
+                status,
+                retry_after,
+                body,
+            });
+        }
+        if stream {
+            return Ok(UpstreamResponse {
                 status,
                 content_type,
-                body: UpstreamBody::Full(body),
-            })
-        };
-        tokio::time::timeout(self.request_timeout, exchange)
+                body: UpstreamBody::Stream(self.idle_limited(response, limits)),
+            });
+        }
+        let body = tokio::time::timeout_at(limits.deadline, response.bytes())
             .await
             .map_err(|_| timeout("request"))?
+            .map_err(|e| self.transport_error(e))?;
+        Ok(UpstreamResponse {
+            status,
+            content_type,
+            body: UpstreamBody::Full(body),
+        })
     }
 
     /// Adds per-request authentication (AWS SigV4 for Bedrock); other kinds carry static headers.
@@ -465,19 +510,25 @@ impl Provider {
     fn idle_limited(
         &self,
         response: reqwest::Response,
+        limits: CallLimits,
     ) -> BoxStream<'static, Result<Bytes, UpstreamError>> {
         let provider = self.name.clone();
-        let idle = self.stream_idle_timeout;
         let chunks = response.bytes_stream();
         futures_util::stream::unfold(Some(chunks), move |state| {
             let provider = provider.clone();
             async move {
                 let mut chunks = state?;
-                match tokio::time::timeout(idle, chunks.next()).await {
+                let idle_at = tokio::time::Instant::now() + limits.idle;
+                let until = idle_at.min(limits.deadline);
+                match tokio::time::timeout_at(until, chunks.next()).await {
                     Err(_) => Some((
                         Err(UpstreamError::Timeout {
                             provider,
-                            phase: "stream idle",
+                            phase: if until < idle_at {
+                                "request"
+                            } else {
+                                "stream idle"
+                            },
                         }),
                         None,
                     )),

@@ -7,5 +7,7 @@ mod client;
 mod error;
 mod mock;
 
-pub use client::{Operation, Provider, Providers, UpstreamBody, UpstreamFormat, UpstreamResponse};
+pub use client::{
+    CallLimits, Operation, Provider, Providers, UpstreamBody, UpstreamFormat, UpstreamResponse,
+};
 pub use error::{BuildError, UpstreamError};

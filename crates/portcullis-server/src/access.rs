@@ -64,6 +64,9 @@ struct NoteFields {
     rate_headers: Vec<(HeaderName, HeaderValue)>,
     cache_hit: bool,
     on_finish: Option<OnFinish>,
+    attempts: u32,
+    target: Option<String>,
+    upstream_errors_counted: bool,
 }
 
 /// How a request ended, for settlement and usage records.
@@ -79,6 +82,8 @@ pub struct Finished {
     pub cached_tokens: u64,
     /// Whether a usage record should be written.
     pub record_usage: bool,
+    /// The provider that finally answered, when it differs from the one admitted with.
+    pub provider: Option<String>,
     /// Served from the gateway's response cache (no upstream call, no cost).
     pub cache_hit: bool,
 }
@@ -92,6 +97,7 @@ impl Finished {
             usage: Usage::default(),
             cached_tokens: 0,
             record_usage: false,
+            provider: None,
             cache_hit: false,
         }
     }
@@ -130,6 +136,21 @@ impl AccessNote {
             f.model = Some(model.to_string());
             f.provider = Some(provider.to_string());
         });
+    }
+    /// Records the provider that served the request (after retries and fallbacks).
+    pub fn route_provider(&self, provider: &str) {
+        self.with(|f| f.provider = Some(provider.to_string()));
+    }
+    /// Records the upstream attempts made so far and the target of the last one.
+    pub fn attempts(&self, attempts: u32, target: &str) {
+        self.with(|f| {
+            f.attempts = attempts;
+            f.target = Some(target.to_string());
+        });
+    }
+    /// Marks upstream failures as already counted per attempt (not again from the status).
+    pub fn upstream_errors_counted(&self) {
+        self.with(|f| f.upstream_errors_counted = true);
     }
     /// Records token usage reported by the upstream.
     pub fn usage(&self, usage: Usage) {
@@ -208,9 +229,23 @@ pub async fn track(State(tracking): State<Tracking>, mut request: Request, next:
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    let rate_headers = note.with(|f| std::mem::take(&mut f.rate_headers));
+    let (rate_headers, attempts, target) = note.with(|f| {
+        (
+            std::mem::take(&mut f.rate_headers),
+            f.attempts,
+            f.target.clone(),
+        )
+    });
     for (name, value) in rate_headers {
         response.headers_mut().insert(name, value);
+    }
+    if attempts > 0 {
+        response
+            .headers_mut()
+            .insert("x-portcullis-attempts", HeaderValue::from(attempts));
+        if let Some(v) = target.and_then(|t| HeaderValue::try_from(t).ok()) {
+            response.headers_mut().insert("x-portcullis-target", v);
+        }
     }
     let streaming = response
         .headers()
@@ -295,6 +330,7 @@ impl AccessLine {
                         usage: f.usage.unwrap_or_default(),
                         cached_tokens: f.cached_tokens,
                         record_usage: true,
+                        provider: f.provider.clone(),
                         cache_hit: f.cache_hit,
                     },
                 )
@@ -324,6 +360,8 @@ impl AccessLine {
                 key_id: f.key_id.as_deref().unwrap_or("-"),
                 model: f.model.as_deref().unwrap_or("-"),
                 provider: f.provider.as_deref().unwrap_or("-"),
+                upstream: f.target.as_deref().unwrap_or("-"),
+                attempts: f.attempts,
                 policy_rule: f.policy_rule.as_deref().unwrap_or("-"),
                 guardrails: &guardrail_text(&f.guardrails),
                 prompt_tokens: usage.prompt_tokens,
@@ -443,6 +481,7 @@ impl AccessLine {
         });
         let usage = f.usage.unwrap_or_default();
         let upstream_error = match (self.error, outcome) {
+            (Some(_), _) if f.upstream_errors_counted => None,
             (Some(code), _) => UpstreamErrorClass::from_error_code(code),
             (None, "upstream_error") => Some(UpstreamErrorClass::Stream),
             _ => None,

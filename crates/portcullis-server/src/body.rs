@@ -24,6 +24,71 @@ pub fn resolve(state: &AppState, key: &KeyEntry, model: &str) -> Result<Arc<Rout
     Ok(route.clone())
 }
 
+/// Like [`resolve`], then applies the conditional routing rules: the group that serves a
+/// request for `model` with these headers, this key's team and this `metadata`. Access is
+/// checked on the requested name (the rules are the operator's choice, not the client's).
+pub fn resolve_routed(
+    state: &AppState,
+    key: &KeyEntry,
+    model: &str,
+    headers: &HeaderMap,
+    metadata: Option<&serde_json::Value>,
+) -> Result<Arc<Route>, GatewayError> {
+    let route = resolve(state, key, model)?;
+    if state.routing.rules.is_empty() {
+        return Ok(route);
+    }
+    let team = match &key.team {
+        Some(t) => Some(t.clone()),
+        None => state
+            .policy
+            .load()
+            .active
+            .as_ref()
+            .and_then(|a| a.compiled.effective_team(None).map(String::from)),
+    };
+    let facts = RequestFacts {
+        headers,
+        team: team.as_deref(),
+        metadata,
+    };
+    match portcullis_route::route(&state.routing.rules, model, &facts) {
+        Some(to) => state.routes.get(to).cloned().ok_or(GatewayError::Internal),
+        None => Ok(route),
+    }
+}
+
+/// What conditional routing rules see of a request.
+struct RequestFacts<'a> {
+    headers: &'a HeaderMap,
+    team: Option<&'a str>,
+    metadata: Option<&'a serde_json::Value>,
+}
+
+impl portcullis_route::Facts for RequestFacts<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    fn team(&self) -> Option<&str> {
+        self.team
+    }
+    fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata?.get(key)?.as_str()
+    }
+}
+
+/// The most a request of this key may set with the timeout header (the team's
+/// `max_timeout_secs` in the active policy).
+pub fn max_timeout(state: &AppState, key: &KeyEntry) -> Option<std::time::Duration> {
+    state
+        .policy
+        .load()
+        .active
+        .as_ref()
+        .and_then(|a| a.compiled.max_timeout_secs(key.team.as_deref()))
+        .map(std::time::Duration::from_secs)
+}
+
 /// Reads the whole request body, refusing more than `server.max_body_size` bytes.
 pub async fn read_body(
     state: &AppState,

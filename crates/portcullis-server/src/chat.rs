@@ -1,14 +1,17 @@
 //! The chat pipeline shared by both inbound formats, read top to bottom:
-//! authenticate -> read body -> parse -> resolve model and check access -> encode for the
-//! provider (untouched when formats match, through the IR otherwise) -> send -> relay or
-//! translate the answer back.
+//! authenticate -> read body -> parse -> resolve model (conditional routing) and check
+//! access -> admit -> guard -> dispatch to the model group (per target: encode untouched
+//! when formats match, through the IR otherwise; retries and fallbacks in dispatch.rs) ->
+//! relay or translate the answer back.
 
 use crate::access::AccessNote;
 use crate::auth::authenticate;
-use crate::body::{json_response, read_body, resolve, stream_response};
+use crate::body::{json_response, max_timeout, read_body, resolve_routed, stream_response};
 use crate::cache::CachePlan;
+use crate::dispatch::{self, Answered, Dispatch};
 use crate::enforce::{self, Call};
 use crate::error::GatewayError;
+use crate::groups::{InFlight, Member};
 use crate::guard::RequestGuard;
 use crate::inbound::Inbound;
 use crate::relay::{self, Sniffer};
@@ -19,8 +22,9 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
+use futures_util::{Stream, StreamExt};
 use portcullis_policy::decide::Target;
-use portcullis_providers::{Operation, UpstreamBody, UpstreamFormat};
+use portcullis_providers::{Operation, Provider, UpstreamBody, UpstreamFormat};
 use portcullis_wire::openai::{parse_usage, PassthroughRequest};
 use portcullis_wire::WireError;
 use std::net::SocketAddr;
@@ -85,47 +89,38 @@ async fn handle(
     crate::request_log::capture_bodies(state, &key, &note, &bytes);
     let head = PassthroughRequest::parse(&bytes).map_err(GatewayError::from)?;
     head.require("messages", true).map_err(GatewayError::from)?;
-    let route = resolve(state, &key, &head.model)?;
-    note.route(&route.model, &route.provider.name);
+    let route = resolve_routed(state, &key, &head.model, headers, head.get("metadata"))?;
+    let primary = route.primary().provider.clone();
+    note.route(&head.model, &primary.name);
     crate::otel::request(&note, Operation::Chat, &route.model, &head);
-    let provider = route.provider.clone();
     let call = Call {
         key: &key,
         client_ip: Some(peer.ip()),
-        target: Target::Model(&route.model),
+        target: Target::Model(&head.model),
         request: Some(&head),
         body_bytes: bytes.len() as u64,
         price: route.price,
-        provider: &provider.name,
+        provider: &primary.name,
     };
     let profile = enforce::admit(state, call, &note).await?;
+    let limits = dispatch::limits(
+        &route,
+        headers.get(dispatch::TIMEOUT_HEADER),
+        max_timeout(state, &key),
+    )?;
     // With guardrails the call goes through the IR, where prompt and answer texts are
     // scanned (OpenAI -> IR -> OpenAI keeps every field).
     let mut guard = profile.map(|p| RequestGuard::new(p, note.clone()));
-
-    let same_format = guard.is_none()
-        && matches!(
-            (inbound, provider.format()),
-            (Inbound::OpenAi, UpstreamFormat::OpenAiChat)
-                | (Inbound::Anthropic, UpstreamFormat::Anthropic)
-        );
-    let (stream, client_wants_usage) = (head.stream, head.client_wants_usage);
-    let upstream_body = if same_format {
-        let fields = head.into_upstream_fields(&route.upstream_model);
-        match inbound {
-            Inbound::OpenAi => provider.openai_body(fields, stream),
-            Inbound::Anthropic => {
-                serde_json::to_vec(&fields).map_err(|_| GatewayError::Internal)?
-            }
-        }
-    } else {
+    let mut ir = None;
+    if let Some(g) = guard.as_mut() {
         let mut request = translate::decode_request(inbound, &bytes)?;
-        request.model = route.upstream_model.clone();
-        if let Some(g) = guard.as_mut() {
-            g.scan_request(&mut request).await?;
-        }
-        translate::encode_request(&provider, &request)?
-    };
+        // What a webhook sees: the primary target's model (the answering one may differ).
+        request.model = route.primary().upstream_model.clone();
+        g.scan_request(&mut request).await?;
+        ir = Some(request);
+    }
+    let guarded = guard.is_some();
+    let (stream, client_wants_usage) = (head.stream, head.client_wants_usage);
     // Admitted and the prompt guarded: a cacheable request may be answered from the cache.
     if let Some(plan) = crate::cache::plan(state, headers, &key, inbound, &route.model, &bytes) {
         if let Some(hit) = crate::cache::serve_hit(state, &plan, &note).await {
@@ -134,24 +129,45 @@ async fn handle(
         *cache = Some(plan);
     }
 
-    let sent = std::time::Instant::now();
-    let trace_headers =
-        crate::otel::attempt(&note, &provider, Operation::Chat, &route.upstream_model);
-    let answer = provider
-        .send_with_headers(
-            Operation::Chat,
-            &route.upstream_model,
-            upstream_body,
-            stream,
-            &trace_headers,
-        )
-        .await;
-    note.upstream_call(sent);
-    crate::otel::answered(&note, &answer);
-    let answer = answer.map_err(|e| {
-        tracing::warn!(provider = %provider.name, error = %e, "upstream call failed");
-        GatewayError::from_upstream(e, &provider)
-    })?;
+    // The body for each target: untouched but for `model` when the formats match, else
+    // through the IR (decoded once, on the first target that needs it).
+    let mut encode = |member: &Member| -> Result<Vec<u8>, GatewayError> {
+        let provider = &member.provider;
+        if same_format(inbound, provider, guarded) {
+            let fields = head.upstream_fields(&member.upstream_model);
+            return match inbound {
+                Inbound::OpenAi => Ok(provider.openai_body(fields, stream)),
+                Inbound::Anthropic => {
+                    serde_json::to_vec(&fields).map_err(|_| GatewayError::Internal)
+                }
+            };
+        }
+        if ir.is_none() {
+            ir = Some(translate::decode_request(inbound, &bytes)?);
+        }
+        let mut request = ir.clone().ok_or(GatewayError::Internal)?;
+        request.model = member.upstream_model.clone();
+        translate::encode_request(provider, &request)
+    };
+    let answered = Dispatch {
+        state,
+        route: &route,
+        op: Operation::Chat,
+        stream,
+        limits,
+        note: &note,
+    }
+    .send(&mut encode)
+    .await?;
+    let Answered {
+        member,
+        response: answer,
+        in_flight,
+        ..
+    } = answered;
+    let provider = member.provider.clone();
+    let upstream_model = member.upstream_model.as_str();
+    let same_format = same_format(inbound, &provider, guarded);
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
     match (answer.body, same_format) {
         (UpstreamBody::Full(bytes), true) => {
@@ -164,8 +180,7 @@ async fn handle(
                     }
                 },
                 Inbound::Anthropic => {
-                    let response =
-                        translate::decode_response(&provider, &route.upstream_model, &bytes)?;
+                    let response = translate::decode_response(&provider, upstream_model, &bytes)?;
                     note.usage(translate::log_usage(&response.usage.unwrap_or_default()));
                 }
             }
@@ -173,8 +188,7 @@ async fn handle(
             Ok(json_response(status, bytes))
         }
         (UpstreamBody::Full(bytes), false) => {
-            let mut response =
-                translate::decode_response(&provider, &route.upstream_model, &bytes)?;
+            let mut response = translate::decode_response(&provider, upstream_model, &bytes)?;
             if let Some(g) = guard.as_mut() {
                 g.scan_response(&mut response).await?;
             }
@@ -192,23 +206,44 @@ async fn handle(
                 },
                 Inbound::Anthropic => Sniffer::Anthropic,
             };
-            Ok(stream_response(relay::passthrough(
-                chunks, sniffer, note, provider,
-            )))
+            let relayed = relay::passthrough(chunks, sniffer, note, provider);
+            Ok(stream_response(holding(relayed, in_flight)))
         }
         (UpstreamBody::Stream(chunks), false) => {
-            let stream = translate::stream(
+            let translated = translate::stream(
                 chunks,
                 inbound,
                 client_wants_usage,
                 note,
                 provider,
-                &route.upstream_model,
+                upstream_model,
                 guard.map(RequestGuard::into_stream),
             );
-            Ok(stream_response(stream))
+            Ok(stream_response(holding(translated, in_flight)))
         }
     }
+}
+
+/// Whether the body can pass through untouched: the client's format is the provider's and
+/// no guardrail needs the IR.
+fn same_format(inbound: Inbound, provider: &Provider, guarded: bool) -> bool {
+    !guarded
+        && matches!(
+            (inbound, provider.format()),
+            (Inbound::OpenAi, UpstreamFormat::OpenAiChat)
+                | (Inbound::Anthropic, UpstreamFormat::Anthropic)
+        )
+}
+
+/// Keeps `guard` (the target's in-flight mark) alive until the stream ends or is dropped.
+pub fn holding<S: Stream + Send + 'static>(
+    stream: S,
+    guard: InFlight,
+) -> impl Stream<Item = S::Item> + Send + 'static {
+    stream.map(move |item| {
+        let _ = &guard;
+        item
+    })
 }
 
 impl From<WireError> for GatewayError {

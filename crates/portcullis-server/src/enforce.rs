@@ -281,7 +281,9 @@ impl Settlement {
                 provider: if done.cache_hit {
                     "cache".into()
                 } else {
-                    self.provider.clone()
+                    done.provider
+                        .clone()
+                        .unwrap_or_else(|| self.provider.clone())
                 },
                 status: done.status,
                 prompt_tokens: usage.prompt_tokens as i64,

@@ -53,6 +53,11 @@ pub enum GatewayError {
     },
     /// The upstream failed with a server error.
     UpstreamServerError,
+    /// Every target of the model is ejected by its circuit breaker (or held after throttling).
+    UpstreamUnavailable {
+        /// Seconds until a target takes calls again, when known.
+        retry_after: Option<u64>,
+    },
     /// The active security policy refuses the request.
     PolicyDenied {
         /// The deciding rule, e.g. `teams.research.models`.
@@ -238,6 +243,13 @@ impl GatewayError {
                 None,
             ),
             UpstreamServerError => (StatusCode::BAD_GATEWAY, "api_error", "upstream_error", "the upstream provider failed".into(), None),
+            UpstreamUnavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "upstream_unavailable",
+                "every upstream target of this model is temporarily out of service after repeated failures; retry later".into(),
+                None,
+            ),
             PolicyDenied { rule, reason } => {
                 let status = if rule.ends_with(".max_body_bytes") {
                     StatusCode::PAYLOAD_TOO_LARGE
@@ -346,6 +358,7 @@ impl GatewayError {
             GatewayError::UpstreamRateLimited(r) | GatewayError::UpstreamOverloaded(r) => r.clone(),
             GatewayError::RateLimited { retry_after, .. } => Some(retry_after.to_string()),
             GatewayError::LimiterUnavailable | GatewayError::AuditUnavailable => Some("1".into()),
+            GatewayError::UpstreamUnavailable { retry_after } => retry_after.map(|s| s.to_string()),
             _ => None,
         }
     }

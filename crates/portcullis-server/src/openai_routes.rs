@@ -3,9 +3,12 @@
 
 use crate::access::AccessNote;
 use crate::auth::authenticate;
-use crate::body::{json_response, read_body, resolve, stream_response};
+use crate::body::{json_response, max_timeout, read_body, resolve_routed, stream_response};
+use crate::chat::holding;
+use crate::dispatch::{self, Dispatch};
 use crate::enforce::{self, Call};
 use crate::error::GatewayError;
+use crate::groups::Member;
 use crate::relay::{self, Sniffer};
 use crate::state::AppState;
 use axum::body::Body;
@@ -45,6 +48,7 @@ pub async fn embeddings(
         Operation::Embeddings,
         note,
         peer,
+        &headers,
     )
     .await
 }
@@ -71,10 +75,12 @@ pub async fn responses(
         Operation::Responses,
         note,
         peer,
+        &headers,
     )
     .await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn passthrough(
     state: &Arc<AppState>,
     key: &portcullis_policy::KeyEntry,
@@ -83,54 +89,57 @@ async fn passthrough(
     op: Operation,
     note: Arc<AccessNote>,
     peer: SocketAddr,
+    headers: &HeaderMap,
 ) -> Result<Response, GatewayError> {
-    let route = resolve(state, key, &request.model)?;
-    note.route(&route.model, &route.provider.name);
+    let route = resolve_routed(state, key, &request.model, headers, request.get("metadata"))?;
+    let primary = route.primary().provider.clone();
+    note.route(&request.model, &primary.name);
     crate::otel::request(&note, op, &route.model, request);
-    let provider = route.provider.clone();
     let call = Call {
         key,
         client_ip: Some(peer.ip()),
-        target: Target::Model(&route.model),
+        target: Target::Model(&request.model),
         request: Some(request),
         body_bytes: body_bytes as u64,
         price: route.price,
-        provider: &provider.name,
+        provider: &primary.name,
     };
     // Guardrails apply to chat (prompt and answer); embeddings and Responses pass as sent.
     let _guard = enforce::admit(state, call, &note).await?;
-    if !provider.supports(op) {
+    if !route.members.iter().any(|m| m.provider.supports(op)) {
         return Err(GatewayError::BadRequest {
             message: format!(
                 "model '{}' is served by a {} provider, which does not support this endpoint",
                 route.model,
-                provider.kind.as_str()
+                primary.kind.as_str()
             ),
             param: Some("model".into()),
         });
     }
-    let fields = request.upstream_fields(&route.upstream_model);
-    let body = match op {
-        Operation::Responses => serde_json::to_vec(&fields).map_err(|_| GatewayError::Internal)?,
-        _ => provider.openai_body(fields, request.stream),
+    let limits = dispatch::limits(
+        &route,
+        headers.get(dispatch::TIMEOUT_HEADER),
+        max_timeout(state, key),
+    )?;
+    let mut encode = |member: &Member| -> Result<Vec<u8>, GatewayError> {
+        let fields = request.upstream_fields(&member.upstream_model);
+        match op {
+            Operation::Responses => serde_json::to_vec(&fields).map_err(|_| GatewayError::Internal),
+            _ => Ok(member.provider.openai_body(fields, request.stream)),
+        }
     };
-    let sent = std::time::Instant::now();
-    let trace_headers = crate::otel::attempt(&note, &provider, op, &route.upstream_model);
-    let answer = provider
-        .send_with_headers(
-            op,
-            &route.upstream_model,
-            body,
-            request.stream,
-            &trace_headers,
-        )
-        .await;
-    note.upstream_call(sent);
-    crate::otel::answered(&note, &answer);
-    let answer = answer.map_err(|e| {
-        tracing::warn!(provider = %provider.name, error = %e, "upstream call failed");
-        GatewayError::from_upstream(e, &provider)
-    })?;
+    let answered = Dispatch {
+        state,
+        route: &route,
+        op,
+        stream: request.stream,
+        limits,
+        note: &note,
+    }
+    .send(&mut encode)
+    .await?;
+    let provider = answered.member.provider.clone();
+    let answer = answered.response;
     match answer.body {
         UpstreamBody::Full(bytes) => {
             let usage = if op == Operation::Responses {
@@ -158,9 +167,8 @@ async fn passthrough(
                     hide_usage_chunk: !request.client_wants_usage,
                 },
             };
-            Ok(stream_response(relay::passthrough(
-                chunks, sniffer, note, provider,
-            )))
+            let relayed = relay::passthrough(chunks, sniffer, note, provider);
+            Ok(stream_response(holding(relayed, answered.in_flight)))
         }
     }
 }
@@ -201,7 +209,7 @@ pub async fn list_models(
                 "id": r.model,
                 "object": "model",
                 "created": 0,
-                "owned_by": r.provider.name,
+                "owned_by": r.primary().provider.name,
             })
         })
         .collect();

@@ -1,6 +1,7 @@
 //! Shared state of a running gateway: the compiled routing table, provider clients, and the
 //! key ring, which a background task refreshes from the store when its revision changes.
 
+use crate::groups::RouteTable;
 use crate::policy_runtime::PolicySnapshot;
 use crate::writer::{BatchWriter, Flush};
 use arc_swap::ArcSwap;
@@ -9,7 +10,7 @@ use portcullis_config::Config;
 use portcullis_config::RedisFailMode;
 use portcullis_policy::limits::{FailMode, Limiter, MemoryBackend, RedisBackend, RedisOptions};
 use portcullis_policy::{KeyEntry, KeyRing};
-use portcullis_providers::{Provider, Providers};
+use portcullis_providers::Providers;
 use portcullis_store::Store;
 use portcullis_store::{NewShadowEvent, NewUsage};
 use portcullis_telemetry::metrics::{self, Metrics};
@@ -23,23 +24,14 @@ pub const KEY_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How often last-use times are written back to the store.
 const LAST_USED_FLUSH_EVERY: u32 = 120;
 
-/// A public model and where it goes.
-#[derive(Debug)]
-pub struct Route {
-    /// Public name.
-    pub model: String,
-    /// Name sent upstream.
-    pub upstream_model: String,
-    /// Client for the serving provider.
-    pub provider: Arc<Provider>,
-    /// Prices for cost and budgets.
-    pub price: Option<portcullis_config::Price>,
-}
+pub use crate::groups::Route;
 
 /// Everything a request handler needs.
 pub struct AppState {
-    /// Model name -> route.
+    /// Model name -> route (a group of targets).
     pub routes: HashMap<String, Arc<Route>>,
+    /// Conditional routing rules and every target's health (breakers).
+    pub routing: RouteTable,
     /// Public model names in configuration order (for /v1/models).
     pub model_order: Vec<String>,
     /// Largest accepted request body, bytes.
@@ -128,29 +120,18 @@ impl AppState {
     /// Builds the state and loads the key ring once.
     pub async fn new(config: &Config, store: Store) -> Result<Arc<AppState>, StateError> {
         let providers = Providers::from_config(config)?;
-        let mut routes = HashMap::new();
-        for m in &config.models {
-            if let Some(provider) = providers.get(&m.provider) {
-                routes.insert(
-                    m.name.clone(),
-                    Arc::new(Route {
-                        model: m.name.clone(),
-                        upstream_model: m.upstream().to_string(),
-                        provider: provider.clone(),
-                        price: m.price,
-                    }),
-                );
-            }
-        }
-        let limiter = limiter_for(config).await?;
         let metrics = Arc::new(Metrics::new(
             config.models.iter().map(|m| m.name.as_str()),
             config.providers.iter().map(|p| p.name.as_str()),
         ));
+        let mut routing = RouteTable::build(config, &providers, &metrics)?;
+        let routes = std::mem::take(&mut routing.routes);
+        let limiter = limiter_for(config).await?;
         let alerts = crate::alerts::Alerts::start(&config.alerts, store.clone(), metrics.clone());
         let audit = crate::audit_trail::AuditTrail::start(&config.audit, store.clone()).await?;
         let state = Arc::new(AppState {
             routes,
+            routing,
             model_order: config.models.iter().map(|m| m.name.clone()).collect(),
             max_body: config.server.max_body_size.0,
             keys: ArcSwap::from_pointee(KeyRing::default()),

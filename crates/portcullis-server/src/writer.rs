@@ -2,6 +2,10 @@
 //! differences) are queued without waiting and written to the store in batches. The queue
 //! is bounded; a full queue is counted and logged loudly, never a silent drop, and the
 //! queue is drained and flushed at shutdown.
+//!
+//! The drain task sleeps between batches instead of waking for every record: queuing a
+//! record is then a lock-free push with no task wake-up on the request path. Only a queue
+//! that fills up to a whole batch wakes the task early.
 
 use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +29,7 @@ pub struct BatchWriter<T> {
     name: &'static str,
     sender: mpsc::Sender<T>,
     dropped: AtomicU64,
+    batch_ready: Arc<Notify>,
     close: Arc<Notify>,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
@@ -34,11 +39,19 @@ impl<T: Clone + Send + 'static> BatchWriter<T> {
     pub fn start(name: &'static str, capacity: usize, flush: Flush<T>) -> BatchWriter<T> {
         let (sender, receiver) = mpsc::channel(capacity);
         let close = Arc::new(Notify::new());
-        let task = tokio::spawn(drain(name, receiver, flush, close.clone()));
+        let batch_ready = Arc::new(Notify::new());
+        let task = tokio::spawn(drain(
+            name,
+            receiver,
+            flush,
+            batch_ready.clone(),
+            close.clone(),
+        ));
         BatchWriter {
             name,
             sender,
             dropped: AtomicU64::new(0),
+            batch_ready,
             close,
             task: std::sync::Mutex::new(Some(task)),
         }
@@ -47,7 +60,12 @@ impl<T: Clone + Send + 'static> BatchWriter<T> {
     /// Queues a record without waiting. Returns false (and counts it) when the queue is full.
     pub fn push(&self, record: T) -> bool {
         match self.sender.try_send(record) {
-            Ok(()) => true,
+            Ok(()) => {
+                if self.depth() >= BATCH {
+                    self.batch_ready.notify_one();
+                }
+                true
+            }
             Err(_) => {
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::error!(
@@ -84,37 +102,36 @@ async fn drain<T: Clone + Send + 'static>(
     name: &'static str,
     mut receiver: mpsc::Receiver<T>,
     flush: Flush<T>,
+    batch_ready: Arc<Notify>,
     close: Arc<Notify>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let deadline = tokio::time::sleep(FLUSH_EVERY);
-        tokio::pin!(deadline);
-        let closing = loop {
-            tokio::select! {
-                record = receiver.recv() => match record {
-                    Some(r) => {
-                        batch.push(r);
-                        if batch.len() >= BATCH {
-                            break false;
-                        }
-                    }
-                    None => break true,
-                },
-                _ = &mut deadline => break false,
-                _ = close.notified() => break true,
-            }
+        let closing = tokio::select! {
+            _ = tokio::time::sleep(FLUSH_EVERY) => false,
+            _ = batch_ready.notified() => false,
+            _ = close.notified() => true,
         };
-        if closing {
-            while let Ok(r) = receiver.try_recv() {
-                batch.push(r);
+        let mut disconnected = false;
+        loop {
+            match receiver.try_recv() {
+                Ok(record) => {
+                    batch.push(record);
+                    if batch.len() >= BATCH {
+                        write(name, &flush, std::mem::take(&mut batch)).await;
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    break;
+                }
             }
         }
-        while !batch.is_empty() {
-            let rest = batch.split_off(batch.len().min(BATCH));
-            write(name, &flush, std::mem::replace(&mut batch, rest)).await;
+        if !batch.is_empty() {
+            write(name, &flush, std::mem::take(&mut batch)).await;
         }
-        if closing {
+        if closing || disconnected {
             return;
         }
     }

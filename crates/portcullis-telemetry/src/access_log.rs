@@ -3,11 +3,11 @@
 //! lines never interleave. Measured: formatting access lines through tracing's JSON layer
 //! cost ~30 µs of CPU per request under load.
 
+use crate::log_writer::LogWriter;
 use crate::{Format, ACCESS_TARGET};
 use serde::Serialize;
-use std::io::Write;
+use std::io::Write as _;
 use std::sync::OnceLock;
-use tracing_appender::non_blocking::NonBlocking;
 
 /// One access-log record; field names are the log's public contract.
 #[derive(Debug, Serialize)]
@@ -26,8 +26,12 @@ pub struct AccessRecord<'a> {
     pub key_id: &'a str,
     /// Public model name or `-`.
     pub model: &'a str,
-    /// Provider name or `-`.
+    /// Provider name or `-` (the one that answered, after retries and fallbacks).
     pub provider: &'a str,
+    /// Target of the last upstream attempt (`provider/upstream_model`) or `-`.
+    pub upstream: &'a str,
+    /// Upstream attempts made (0 when none was).
+    pub attempts: u32,
     /// Deciding policy rule or `-`.
     pub policy_rule: &'a str,
     /// Guardrail findings as `rule:action` pairs or `-`.
@@ -43,14 +47,14 @@ pub struct AccessRecord<'a> {
 }
 
 struct Sink {
-    writer: NonBlocking,
+    writer: LogWriter,
     format: Format,
 }
 
 static SINK: OnceLock<Sink> = OnceLock::new();
 
 /// Installed by [`crate::init`].
-pub(crate) fn install(writer: NonBlocking, format: Format) {
+pub(crate) fn install(writer: LogWriter, format: Format) {
     let _ = SINK.set(Sink { writer, format });
 }
 
@@ -93,13 +97,12 @@ pub fn write(record: &AccessRecord<'_>) {
             let r = record;
             let _ = write!(
                 line,
-                "{timestamp}  INFO {ACCESS_TARGET}: access request_id={} method={} path={} status={} error={:?} key_id={:?} model={:?} provider={:?} policy_rule={:?} guardrails={} prompt_tokens={} completion_tokens={} latency_us={} outcome={:?}",
+                "{timestamp}  INFO {ACCESS_TARGET}: access request_id={} method={} path={} status={} error={:?} key_id={:?} model={:?} provider={:?} upstream={:?} attempts={} policy_rule={:?} guardrails={} prompt_tokens={} completion_tokens={} latency_us={} outcome={:?}",
                 r.request_id, r.method, r.path, r.status, r.error, r.key_id, r.model, r.provider,
-                r.policy_rule, r.guardrails, r.prompt_tokens, r.completion_tokens, r.latency_us, r.outcome
+                r.upstream, r.attempts, r.policy_rule, r.guardrails, r.prompt_tokens, r.completion_tokens, r.latency_us, r.outcome
             );
         }
     }
     line.push(b'\n');
-    let mut writer = sink.writer.clone();
-    let _ = writer.write_all(&line);
+    sink.writer.append(&line);
 }

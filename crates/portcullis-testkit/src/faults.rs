@@ -70,6 +70,9 @@ impl Fault {
     /// | `fault-stream-stall-2-500`     | `StreamStallAfter(2, 500ms)`            |
     /// | `fault-stream-error-2`         | `StreamErrorAfter(2)`                   |
     ///
+    /// `fault-rate-30` is not a single fault: 30% of the requests naming it (exactly 30 of
+    /// every 100, spread evenly) are answered 503, the others normally.
+    ///
     /// For Gemini, Azure and Bedrock the "model" is the model/deployment in the URL path.
     pub fn from_model(model: &str) -> Option<Fault> {
         let rest = model.strip_prefix("fault-")?;
@@ -193,8 +196,27 @@ impl Deferred {
     }
 }
 
+/// The percentage of a `fault-rate-N` model name (N in 0..=100).
+pub(crate) fn rate_percent(model: &str) -> Option<u64> {
+    let n: u64 = model.strip_prefix("fault-rate-")?.parse().ok()?;
+    (n <= 100).then_some(n)
+}
+
+/// Whether request number `n` (0-based) of a `fault-rate-{percent}` model fails: exactly
+/// `percent` of every 100 consecutive requests, spread evenly.
+pub(crate) fn rate_fails(n: u64, percent: u64) -> bool {
+    (n + 1) * percent / 100 != n * percent / 100
+}
+
 /// Applies the fault selected by `model` (if any) and merges it with the queued one.
 pub(crate) async fn model_fault(ctx: &Ctx<'_>, model: &str) -> Result<Deferred, Response<Body>> {
+    if let Some(percent) = rate_percent(model) {
+        let n = ctx.shared.rate_seq.fetch_add(1, Ordering::Relaxed);
+        if rate_fails(n, percent) {
+            return Err(status_response(ctx.flavor, 503, None, None));
+        }
+        return Ok(ctx.queued);
+    }
     let from_model = apply(Fault::from_model(model), ctx.kill, ctx.flavor).await?;
     Ok(ctx.queued.or(from_model))
 }
@@ -334,6 +356,21 @@ mod tests {
             Fault::from_model("fault-stream-error-2"),
             Some(Fault::StreamErrorAfter(2))
         );
+    }
+
+    #[test]
+    fn fault_rates_are_exact_and_spread() {
+        assert_eq!(rate_percent("fault-rate-30"), Some(30));
+        assert_eq!(rate_percent("fault-rate-101"), None);
+        assert_eq!(rate_percent("mock-gpt"), None);
+        let fails: Vec<bool> = (0..100).map(|n| rate_fails(n, 30)).collect();
+        assert_eq!(fails.iter().filter(|f| **f).count(), 30);
+        assert!(
+            fails.windows(4).all(|w| w.iter().any(|f| *f)),
+            "spread evenly"
+        );
+        assert_eq!((0..100).filter(|n| rate_fails(*n, 0)).count(), 0);
+        assert_eq!((0..100).filter(|n| rate_fails(*n, 100)).count(), 100);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub recorder: Recorder,
     pub faults: FaultQueue,
     pub seq: AtomicU64,
+    /// Requests seen by `fault-rate-N` models (which of them fail).
+    pub rate_seq: AtomicU64,
     /// When set, Bedrock requests must carry a valid SigV4 signature for these credentials.
     pub aws_credentials: std::sync::Mutex<Option<bedrock::AwsCredentials>>,
 }
@@ -42,6 +44,7 @@ impl Shared {
             recorder: Recorder::default(),
             faults: FaultQueue::default(),
             seq: AtomicU64::new(0),
+            rate_seq: AtomicU64::new(0),
             aws_credentials: std::sync::Mutex::new(None),
         }
     }

@@ -266,6 +266,7 @@ async fn admin_actions_and_refusals_are_forwarded_and_flushed_at_shutdown() {
         })
         .collect();
     for expected in [
+        ("config.load", "ok"),
         ("team.create", "ok"),
         ("admin.authenticate", "denied"),
         ("audit.read", "denied"),

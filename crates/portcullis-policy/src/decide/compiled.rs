@@ -68,6 +68,7 @@ pub(crate) struct CompiledTeam {
     pub budgets: Vec<usize>,
     pub max_body_bytes: Option<u64>,
     pub max_tokens_per_request: Option<u64>,
+    pub max_timeout_secs: Option<u64>,
     pub guardrails: Option<String>,
     pub cache: Option<TeamCache>,
     pub needs_tokens: bool,
@@ -170,6 +171,7 @@ impl CompiledPolicy {
                     budgets,
                     max_body_bytes: t.max_body_bytes,
                     max_tokens_per_request: t.max_tokens_per_request,
+                    max_timeout_secs: t.max_timeout_secs,
                     guardrails: t.guardrails.clone(),
                     cache: t.cache,
                     needs_tokens,
@@ -220,6 +222,13 @@ impl CompiledPolicy {
         self.effective_team(team)
             .and_then(|t| self.teams.get(t))
             .and_then(|t| t.max_body_bytes)
+    }
+
+    /// The longest upstream time limit (seconds) the team's requests may ask for.
+    pub fn max_timeout_secs(&self, team: Option<&str>) -> Option<u64> {
+        self.effective_team(team)
+            .and_then(|t| self.teams.get(t))
+            .and_then(|t| t.max_timeout_secs)
     }
 
     /// The team's response cache setting (own team or `default_team`), if it has one.

@@ -228,6 +228,7 @@ pub(crate) fn check(
         for (field, v) in [
             ("max_body_bytes", team.max_body_bytes),
             ("max_tokens_per_request", team.max_tokens_per_request),
+            ("max_timeout_secs", team.max_timeout_secs),
         ] {
             if v == Some(0) {
                 sub.push(problem(

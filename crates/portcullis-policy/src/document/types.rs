@@ -85,6 +85,10 @@ pub struct TeamDef {
     /// Largest estimated prompt + requested completion tokens of one request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens_per_request: Option<u64>,
+    /// Longest upstream time limit (seconds) a request may ask for with the
+    /// `x-portcullis-timeout` header; without it the header may only shorten the limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_timeout_secs: Option<u64>,
     /// Guardrail profile applied to the team's requests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guardrails: Option<String>,

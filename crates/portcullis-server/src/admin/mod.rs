@@ -9,6 +9,7 @@
 //! every denied attempt is written to the audit log with the caller's key id as actor.
 
 mod audit;
+mod breakers;
 mod identity;
 mod keys;
 mod logs;
@@ -63,6 +64,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/policies/{version}/rollback"),
     ("get", "/api/v1/usage"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/breakers"),
+    ("post", "/api/v1/breakers/{id}/reset"),
     ("get", "/api/v1/logs"),
     ("get", "/api/v1/reports/compliance"),
     ("get", "/api/v1/audit/config"),
@@ -105,6 +108,8 @@ pub fn router() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/usage", get(usage::summary))
         .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/breakers", get(breakers::list))
+        .route("/api/v1/breakers/{id}/reset", post(breakers::reset))
         .route("/api/v1/logs", get(logs::list))
         .route("/api/v1/reports/compliance", get(reports::compliance))
         .route("/api/v1/audit/config", get(security::config_audit))

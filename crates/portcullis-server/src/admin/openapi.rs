@@ -48,6 +48,8 @@ const OPS: &[Op] = &[
     op("post", "/api/v1/policies/{version}/rollback", "Activate an earlier version (history is immutable)", "policies:write", &[], Body::None),
     op("get", "/api/v1/usage", "Usage and spend per key, team and model", "usage:read", &["team", "key_id", "since", "until"], Body::None),
     op("get", "/api/v1/audit", "The audit log, newest first (keyset pagination with before_id)", "audit:read", &["since", "until", "actor", "action", "limit", "before_id"], Body::None),
+    op("get", "/api/v1/breakers", "Circuit breakers of every model target: state, failures, opened_at, next probe, in flight, latency", "routing:read", &[], Body::None),
+    op("post", "/api/v1/breakers/{id}/reset", "Close a target's breaker and forget its failures (audited)", "routing:write", &[], Body::None),
     op("get", "/api/v1/logs", "Request logs, newest first (keyset pagination with before_id): who, model, status, latency, tokens, cost, guardrail actions, policy decision, redacted bodies when the team logs them", "logs:read (own / team / other-team)", &["from", "to", "team", "key", "principal", "model", "status", "denied", "limit", "before_id"], Body::None),
     op("get", "/api/v1/reports/compliance", "Compliance report of [from, to): access, denials, policy changes with diffs, key events, guardrail actions, anomalies, audit-chain verification; JSON, CSV or self-contained HTML", "audit:read + logs:read", &["from", "to", "format"], Body::None),
     op("get", "/api/v1/audit/config", "Configuration security audit: findings (id, severity, what, where, fix), summary, worst", "audit:read", &[], Body::None),

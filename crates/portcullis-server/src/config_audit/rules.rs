@@ -10,8 +10,9 @@ use std::net::{IpAddr, SocketAddr};
 /// A rule: reads the input, appends findings.
 pub type Rule = fn(&AuditInput<'_>, &mut Vec<Finding>);
 
-/// Every rule. There is no "body logging without redaction" rule: a team's `log_bodies`
-/// always stores bodies redacted (team profile, else the default profile).
+/// Every rule. Bodies are never logged unredacted (a team's `log_bodies` stores them
+/// redacted with its profile, else the default one): `body_logging` reports which teams
+/// store bodies and how well they are redacted.
 pub const ALL: &[Rule] = &[
     admin_plane_exposed,
     plain_http,
@@ -27,6 +28,7 @@ pub const ALL: &[Rule] = &[
     team_rate_limits,
     team_budgets,
     team_guardrails,
+    body_logging,
     keys_without_expiry,
     stale_keys,
 ];
@@ -414,6 +416,35 @@ fn team_guardrails(input: &AuditInput<'_>, out: &mut Vec<Finding>) {
                 format!("teams.{name}.guardrails"),
                 "define a guardrail profile under guardrails: and name it in the team",
             ));
+        }
+    }
+}
+
+fn body_logging(input: &AuditInput<'_>, out: &mut Vec<Finding>) {
+    let Some(policy) = input.policy else {
+        return;
+    };
+    if !input.config.logs.enabled {
+        return;
+    }
+    let days = input.config.logs.retention.0.as_secs() / 86_400;
+    for (name, team) in policy.teams.iter().filter(|(_, t)| t.log_bodies) {
+        let location = format!("teams.{name}.log_bodies");
+        match &team.guardrails {
+            None => out.push(finding(
+                "body-logging",
+                Severity::Low,
+                format!("team '{name}' stores prompt and answer bodies for {days} days, redacted only by the default profile (built-in detectors)"),
+                location,
+                "give the team a guardrail profile covering its own sensitive data (custom rules, topics), or turn log_bodies off",
+            )),
+            Some(profile) => out.push(finding(
+                "body-logging",
+                Severity::Info,
+                format!("team '{name}' stores prompt and answer bodies for {days} days, redacted with profile '{profile}'"),
+                location,
+                "keep log_bodies only while it is needed; shorten logs.retention if possible",
+            )),
         }
     }
 }

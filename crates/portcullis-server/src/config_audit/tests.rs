@@ -390,3 +390,39 @@ fn backends_without_tls_beyond_loopback() {
     c.store.url = "postgres://postgres@localhost:5432/test".into();
     assert!(run(&c, Some(&p), &[]).is_empty());
 }
+
+#[test]
+fn teams_that_store_bodies() {
+    let p = policy(
+        "version: 1
+teams:
+  plain: {models: ['*'], rate_limits: [r], budgets: [b], guardrails: g, log_bodies: true}
+  bare: {models: ['*'], rate_limits: [r], budgets: [b], log_bodies: true}
+rate_limits:
+  - {id: r, scope: key, requests: 1, interval: 1s}
+budgets:
+  - {id: b, scope: team, period: day, usd: 5}
+guardrails:
+  g: {}
+",
+    );
+    let mut c = clean_config();
+    let f: Vec<Finding> = run(&c, Some(&p), &[])
+        .into_iter()
+        .filter(|f| f.id == "body-logging")
+        .collect();
+    assert_eq!(
+        f.iter()
+            .map(|f| (f.severity, f.location.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (Severity::Low, "teams.bare.log_bodies"),
+            (Severity::Info, "teams.plain.log_bodies")
+        ]
+    );
+    assert!(f[0].what.contains("30 days"), "{}", f[0].what);
+    c.logs.enabled = false;
+    assert!(run(&c, Some(&p), &[])
+        .iter()
+        .all(|f| f.id != "body-logging"));
+}

@@ -29,12 +29,7 @@ pub fn provider(name: &str, kind: ProviderKind, base_url: Option<String>) -> Pro
 }
 
 pub fn model(name: &str, provider: &str, upstream: &str) -> ModelConfig {
-    ModelConfig {
-        name: name.into(),
-        provider: provider.into(),
-        upstream_model: Some(upstream.into()),
-        price: None,
-    }
+    ModelConfig::single(name, provider, Some(upstream))
 }
 
 /// A config with: `gpt-test` -> mock upstream model `mock-gpt`, `mock-echo` on the

@@ -3,8 +3,8 @@
 //! unlabeled counters are always shown (so dashboards see explicit zeros).
 
 use super::labels::{
-    AlertRule, Direction, FailMode, GuardrailAction, Queue, RateLimitKind, Route, ShadowKind,
-    Status, UpstreamErrorClass,
+    AlertRule, Direction, FailMode, GuardrailAction, Queue, RateLimitKind, Route, RouteEvent,
+    ShadowKind, Status, UpstreamErrorClass,
 };
 use super::render::Writer;
 use super::{MetricName, Metrics};
@@ -128,6 +128,27 @@ impl Metrics {
                     if let (Some(v), Some(target)) = (self.breaker.get(ti), self.targets.label(ti))
                     {
                         w.sample(name, &[("target", target)], v as f64);
+                    }
+                }
+            }
+            MetricName::UpstreamInFlight => {
+                for ti in 0..self.targets.len() {
+                    if let (Some(v), Some(target)) =
+                        (self.in_flight.get(ti), self.targets.label(ti))
+                    {
+                        w.sample(name, &[("target", target)], v as f64);
+                    }
+                }
+            }
+            MetricName::RouteEventsTotal => {
+                for event in RouteEvent::ALL {
+                    for mi in 0..m {
+                        let v = self.route_events.get(event.index() * m + mi);
+                        if v > 0 {
+                            let labels =
+                                [("model", self.models.label(mi)), ("event", event.label())];
+                            w.sample(name, &labels, v as f64);
+                        }
                     }
                 }
             }

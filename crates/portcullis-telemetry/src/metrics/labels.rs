@@ -185,6 +185,20 @@ label_enum!(
 );
 
 label_enum!(
+    /// A routing event (`event` label).
+    RouteEvent {
+        /// Another attempt after a failed one, within the model's group.
+        Retry => "retry",
+        /// An attempt on a fallback model group.
+        Fallback => "fallback",
+        /// A retry refused because the retry budget is spent.
+        BudgetExhausted => "budget_exhausted",
+        /// A target skipped because its circuit breaker is open.
+        Ejected => "ejected",
+    }
+);
+
+label_enum!(
     /// Background queues (`queue` label).
     Queue {
         Usage => "usage",

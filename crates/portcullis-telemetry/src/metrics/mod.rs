@@ -23,7 +23,8 @@ mod render;
 pub use cells::{HistogramSnapshot, LATENCY_BUCKETS};
 pub use labels::{
     AlertRule, BoundedNames, BreakerState, Direction, FailMode, GuardrailAction, NameSet, Queue,
-    RateLimitKind, Route, ShadowKind, Status, UpstreamErrorClass, NONE, OTHER, STATUS_ALLOWLIST,
+    RateLimitKind, Route, RouteEvent, ShadowKind, Status, UpstreamErrorClass, NONE, OTHER,
+    STATUS_ALLOWLIST,
 };
 pub use render::CONTENT_TYPE;
 
@@ -65,6 +66,10 @@ pub enum MetricName {
     UpstreamErrorsTotal,
     /// Circuit breaker state by target.
     BreakerState,
+    /// Requests in flight to each upstream target.
+    UpstreamInFlight,
+    /// Retries, fallbacks, exhausted retry budgets and ejected-target skips, by model.
+    RouteEventsTotal,
     /// Records waiting in a background queue.
     QueueDepth,
     /// Records dropped because a background queue was full.
@@ -94,6 +99,8 @@ impl MetricName {
         MetricName::GuardrailActionsTotal,
         MetricName::UpstreamErrorsTotal,
         MetricName::BreakerState,
+        MetricName::UpstreamInFlight,
+        MetricName::RouteEventsTotal,
         MetricName::QueueDepth,
         MetricName::QueueDroppedTotal,
         MetricName::ShadowDifferencesTotal,
@@ -119,6 +126,8 @@ impl MetricName {
             GuardrailActionsTotal => "portcullis_guardrail_actions_total",
             UpstreamErrorsTotal => "portcullis_upstream_errors_total",
             BreakerState => "portcullis_breaker_state",
+            UpstreamInFlight => "portcullis_upstream_in_flight",
+            RouteEventsTotal => "portcullis_route_events_total",
             QueueDepth => "portcullis_queue_depth",
             QueueDroppedTotal => "portcullis_queue_dropped_total",
             ShadowDifferencesTotal => "portcullis_shadow_differences_total",
@@ -133,7 +142,7 @@ impl MetricName {
             RequestDuration | GatewayOverhead | UpstreamSeconds | TimeToFirstToken => {
                 Kind::Histogram
             }
-            BreakerState | QueueDepth => Kind::Gauge,
+            BreakerState | QueueDepth | UpstreamInFlight => Kind::Gauge,
             _ => Kind::Counter,
         }
     }
@@ -155,6 +164,8 @@ impl MetricName {
             GuardrailActionsTotal => "Guardrail interventions by rule and action.",
             UpstreamErrorsTotal => "Upstream failures by class and provider.",
             BreakerState => "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+            UpstreamInFlight => "Requests in flight to each upstream target (provider/upstream model).",
+            RouteEventsTotal => "Routing events by model: retry, fallback, budget_exhausted (a retry refused by the retry budget), ejected (a target skipped because its breaker is open).",
             QueueDepth => "Records waiting in a background queue.",
             QueueDroppedTotal => "Records dropped because a background queue was full.",
             ShadowDifferencesTotal => "Requests the shadow policy decided differently from the active one.",
@@ -212,6 +223,8 @@ pub struct Metrics {
     guardrail: Counters,
     upstream_errors: Counters,
     breaker: Gauges,
+    in_flight: Gauges,
+    route_events: Counters,
     queue_depth: Gauges,
     queue_dropped: Counters,
     shadow: Counters,
@@ -246,6 +259,8 @@ impl Metrics {
             guardrail: Counters::new(rules.len() * GuardrailAction::ALL.len()),
             upstream_errors: Counters::new(UpstreamErrorClass::ALL.len() * p),
             breaker: Gauges::new(targets.len()),
+            in_flight: Gauges::new(targets.len()),
+            route_events: Counters::new(RouteEvent::ALL.len() * m),
             queue_depth: Gauges::new(Queue::ALL.len()),
             queue_dropped: Counters::new(Queue::ALL.len()),
             shadow: Counters::new(ShadowKind::ALL.len()),
@@ -336,6 +351,19 @@ impl Metrics {
     pub fn set_breaker_state(&self, target: &str, state: BreakerState) {
         let t = self.targets.get(Some(target));
         self.breaker.set(t, state.index() as i64);
+    }
+
+    /// The number of requests in flight to a target.
+    pub fn set_in_flight(&self, target: &str, n: u64) {
+        let t = self.targets.get(Some(target));
+        self.in_flight.set(t, i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// A routing event of a request for `model`.
+    pub fn route_event(&self, model: Option<&str>, event: RouteEvent) {
+        let m = self.models.get(model);
+        self.route_events
+            .add(event.index() * self.models.len() + m, 1);
     }
 
     /// The current depth of a background queue and its dropped total so far.

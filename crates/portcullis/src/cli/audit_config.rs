@@ -8,6 +8,8 @@ use crate::cli::keys::{now, open_store};
 use anyhow::{anyhow, Result};
 use clap::ValueEnum;
 use portcullis_server::config_audit::{self, AuditInput, Severity};
+use portcullis_server::state::AppState;
+use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -57,4 +59,56 @@ pub async fn run(config: Option<&Path>, format: Format, fail_on: &str) -> Result
         }
     }
     Ok(ExitCode::from(code))
+}
+
+/// At gateway start: records the configuration in the audit trail (actor `system`, action
+/// `config.load`, target the file; detail: its SHA-256 and the security audit's counts),
+/// so configuration changes across restarts are visible, and warns when the audit finds
+/// high or critical problems.
+pub async fn record_startup(state: &AppState, path: Option<&Path>) {
+    let source = &state.config;
+    let warnings = source.warnings.get().map_or(&[][..], Vec::as_slice);
+    let sha256 = match path.map(std::fs::read) {
+        Some(Ok(bytes)) => hex::encode(Sha256::digest(&bytes)),
+        Some(Err(_)) => "unreadable".into(),
+        None => "embedded".into(),
+    };
+    let audit = match config_audit::read_store(&state.store).await {
+        Ok((policy, keys)) => {
+            let findings = config_audit::audit(&AuditInput {
+                config: &source.config,
+                warnings,
+                policy: policy.as_ref(),
+                keys: &keys,
+                now: now(),
+            });
+            let worst = config_audit::worst(&findings);
+            if worst >= Some(Severity::High) {
+                tracing::warn!(
+                    findings = findings.len(),
+                    worst = worst.map_or("none", Severity::as_str),
+                    "WARNING: the configuration security audit has serious findings; run `portcullis audit config`"
+                );
+            }
+            let counts: serde_json::Map<String, serde_json::Value> =
+                config_audit::summary(&findings)
+                    .into_iter()
+                    .map(|(s, n)| (s.as_str().to_string(), n.into()))
+                    .collect();
+            serde_json::json!({"worst": worst, "counts": counts})
+        }
+        Err(e) => serde_json::json!({"error": e}),
+    };
+    let target = path.map_or("(embedded defaults)".into(), |p| p.display().to_string());
+    let entry = portcullis_store::NewAuditEntry {
+        at: now(),
+        actor: "system".into(),
+        action: "config.load".into(),
+        target,
+        outcome: "ok".into(),
+        detail: serde_json::json!({
+            "sha256": sha256, "warnings": warnings.len(), "security_audit": audit,
+        }),
+    };
+    state.audit.append(entry).await;
 }

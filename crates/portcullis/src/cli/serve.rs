@@ -29,6 +29,7 @@ pub async fn run(config_path: Option<&Path>) -> Result<ExitCode> {
         .with_context(|| "cannot open the store")?;
     let gateway = portcullis_server::start(&config, store).await?;
     let _ = gateway.state.config.warnings.set(loaded.warnings.clone());
+    crate::cli::audit_config::record_startup(&gateway.state, config_path).await;
     if gateway.state.keys.load().is_empty() {
         tracing::info!("no API keys yet: create one with `portcullis keys create --name NAME`");
     }
