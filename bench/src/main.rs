@@ -74,6 +74,11 @@ struct Args {
     /// writing one request-log record per request costs.
     #[arg(long)]
     no_request_logs: bool,
+    /// Resilience run: `bench-model` becomes a group of three targets on the mock, one of
+    /// which fails 30% of its requests; the report's failures and latencies are then what
+    /// clients see of a partly failing upstream (compare with a run without this flag).
+    #[arg(long)]
+    resilience: bool,
 }
 
 /// Parses `10s`, `500ms`, `2m` or a bare number of seconds.
@@ -245,7 +250,12 @@ async fn run(args: &Args) -> Result<ExitCode> {
     } else {
         ""
     };
-    let config = procs::write_gateway_config(scratch.path(), mock_addr, extra)?;
+    let models = if args.resilience {
+        procs::RESILIENCE_MODEL
+    } else {
+        procs::SINGLE_TARGET_MODEL
+    };
+    let config = procs::write_gateway_config(scratch.path(), mock_addr, models, extra)?;
     let key = procs::create_key(&gateway_bin, &config)?;
     if let Some(policy) = &args.policy {
         procs::apply_policy(&gateway_bin, &config, policy)?;

@@ -128,19 +128,43 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// YAML appended to the generated config (e.g. `logs: {enabled: false}`).
     pub extra: String,
+    /// The `models` entries it was written with (kept for a rewrite with new ports).
+    pub models: String,
 }
 
-/// Writes the gateway config: key auth (via the store), JSON access log, one model
-/// `bench-model` routed to the mock at `mock`, then `extra` (top-level YAML sections).
-pub fn write_gateway_config(dir: &Path, mock: SocketAddr, extra: &str) -> Result<GatewayConfig> {
+/// The `models` entry of the benchmark: `bench-model` on the mock.
+pub const SINGLE_TARGET_MODEL: &str =
+    "  - name: bench-model\n    provider: mock\n    upstream_model: bench-model\n";
+
+/// The `models` entry of the resilience run: `bench-model` as a group of three targets on
+/// the mock, one of which (`fault-rate-30`) fails exactly 30% of its requests with a 5xx;
+/// retries and the breaker use their defaults plus retries on 5xx.
+pub const RESILIENCE_MODEL: &str = r#"  - name: bench-model
+    strategy: weighted
+    targets:
+      - { provider: mock, upstream_model: bench-model }
+      - { provider: mock, upstream_model: bench-model-b }
+      - { provider: mock, upstream_model: fault-rate-30 }
+    retry:
+      attempts: 3
+      on: [connect, timeout, 5xx, overloaded]
+"#;
+
+/// Writes the gateway config: key auth (via the store), JSON access log, the `models`
+/// entries `models` (routed to the mock at `mock`), then `extra` (top-level YAML sections).
+pub fn write_gateway_config(
+    dir: &Path,
+    mock: SocketAddr,
+    models: &str,
+    extra: &str,
+) -> Result<GatewayConfig> {
     let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let admin = free_port()?;
     let yaml = format!(
         "server:\n  listen: {listen}\n  admin_listen: 127.0.0.1:{admin}\n  log_format: json\n\
          store:\n  url: sqlite://{db}\n\
          providers:\n  - name: mock\n    kind: openai-compatible\n    base_url: http://{mock}/v1\n\
-         models:\n  - name: bench-model\n    provider: mock\n    upstream_model: bench-model\n\
-         {extra}",
+         models:\n{models}{extra}",
         db = dir.join("portcullis.db").display(),
     );
     let path = dir.join("portcullis.yaml");
@@ -148,6 +172,7 @@ pub fn write_gateway_config(dir: &Path, mock: SocketAddr, extra: &str) -> Result
     Ok(GatewayConfig {
         path,
         listen,
+        models: models.to_string(),
         extra: extra.to_string(),
     })
 }
@@ -216,7 +241,7 @@ pub async fn start_gateway(
             Err(e) if attempt < ATTEMPTS && log_mentions(log, "in use") => {
                 eprintln!("gateway could not bind its ports ({e:#}); retrying with new ones");
                 let dir = config.path.parent().expect("config in a directory");
-                config = write_gateway_config(dir, mock, &config.extra)?;
+                config = write_gateway_config(dir, mock, &config.models, &config.extra)?;
             }
             Err(e) => return Err(e),
         }
