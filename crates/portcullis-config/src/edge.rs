@@ -135,24 +135,7 @@ pub(crate) fn validate_edge(
         if let Err(why) = check_upstream(&r.upstream) {
             push(format!("{path}.upstream"), why);
         }
-        for (name, value) in &r.headers {
-            if !crate::validate::is_header_name(name) {
-                push(
-                    format!("{path}.headers.{name}"),
-                    "is not a valid HTTP header name".into(),
-                );
-            }
-            if value
-                .expose()
-                .bytes()
-                .any(|b| b == b'\r' || b == b'\n' || b == 0)
-            {
-                push(
-                    format!("{path}.headers.{name}"),
-                    "value contains control characters".into(),
-                );
-            }
-        }
+        crate::validate::check_headers(&path, &r.headers, &mut push);
         if r.timeout.is_some_and(|t| t.0.is_zero()) {
             push(
                 format!("{path}.timeout"),

@@ -219,24 +219,7 @@ pub fn validate(
                 push(format!("{path}.api_key"), "is empty".into());
             }
         }
-        for (name, value) in &p.headers {
-            if !is_header_name(name) {
-                push(
-                    format!("{path}.headers.{name}"),
-                    "is not a valid HTTP header name".into(),
-                );
-            }
-            if value
-                .expose()
-                .bytes()
-                .any(|b| b == b'\r' || b == b'\n' || b == 0)
-            {
-                push(
-                    format!("{path}.headers.{name}"),
-                    "value contains control characters".into(),
-                );
-            }
-        }
+        check_headers(&path, &p.headers, &mut push);
         if let Some(ca) = &p.ca_bundle {
             if !ca.is_file() {
                 push(
@@ -311,6 +294,32 @@ fn check_http_url(url: &str) -> Result<(), String> {
         return Err(format!("'{url}' has no valid host"));
     }
     Ok(())
+}
+
+/// Extra headers (of a provider or a REST route): valid names, values without CR, LF or NUL.
+pub(crate) fn check_headers(
+    path: &str,
+    headers: &std::collections::BTreeMap<String, crate::Secret>,
+    push: &mut impl FnMut(String, String),
+) {
+    for (name, value) in headers {
+        if !is_header_name(name) {
+            push(
+                format!("{path}.headers.{name}"),
+                "is not a valid HTTP header name".into(),
+            );
+        }
+        if value
+            .expose()
+            .bytes()
+            .any(|b| b == b'\r' || b == b'\n' || b == 0)
+        {
+            push(
+                format!("{path}.headers.{name}"),
+                "value contains control characters".into(),
+            );
+        }
+    }
 }
 
 pub(crate) fn is_header_name(name: &str) -> bool {
