@@ -39,6 +39,7 @@ macro_rules! with_pool {
 mod alerts;
 mod audit;
 pub mod audit_chain;
+mod batch;
 mod connect;
 mod error;
 mod filter;

@@ -7,10 +7,6 @@ use crate::filter::{bind_args, Filter};
 use crate::{Result, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
-/// Rows per multi-row `INSERT` (27 columns: well under SQLite's 32766 and PostgreSQL's
-/// 65535 bound parameters).
-const BATCH_ROWS: usize = 200;
-
 /// One guardrail action taken on a request: the rule id and the action, never the value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuardrailEntry {
@@ -230,7 +226,9 @@ impl Store {
         let head = format!("INSERT INTO request_logs ({COLUMNS}) ");
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for (chunk, json) in rows.chunks(BATCH_ROWS).zip(guardrails.chunks(BATCH_ROWS)) {
+            for (chunk, json) in crate::batch::statement_chunks(rows)
+                .zip(crate::batch::statement_chunks(&guardrails))
+            {
                 let mut insert = sqlx::QueryBuilder::new(&head);
                 insert.push_values(chunk.iter().zip(json), |mut row, (r, g)| {
                     row.push_bind(r.at)

@@ -3,10 +3,6 @@
 
 use crate::{Result, Store};
 
-/// Rows per multi-row `INSERT` (11 columns: well under SQLite's 32766 and
-/// PostgreSQL's 65535 bound parameters).
-const BATCH_ROWS: usize = 500;
-
 /// How many of the newest events a [`ShadowReport`] carries as samples.
 const REPORT_SAMPLES: i64 = 20;
 
@@ -113,7 +109,7 @@ impl Store {
                     principal, team, target, active_rule, shadow_rule, summary) ";
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for chunk in events.chunks(BATCH_ROWS) {
+            for chunk in crate::batch::statement_chunks(events) {
                 let mut insert = sqlx::QueryBuilder::new(head);
                 insert.push_values(chunk, |mut row, e| {
                     row.push_bind(e.at)

@@ -4,10 +4,6 @@
 use crate::filter::{bind_args, Arg, Filter};
 use crate::{Result, Store};
 
-/// Rows per multi-row `INSERT` (11 columns: well under SQLite's 32766 and
-/// PostgreSQL's 65535 bound parameters).
-const BATCH_ROWS: usize = 500;
-
 /// One settled request to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUsage {
@@ -81,7 +77,7 @@ impl Store {
                     prompt_tokens, completion_tokens, cached_tokens, cost_micros) ";
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for chunk in rows.chunks(BATCH_ROWS) {
+            for chunk in crate::batch::statement_chunks(rows) {
                 let mut insert = sqlx::QueryBuilder::new(head);
                 insert.push_values(chunk, |mut row, u| {
                     row.push_bind(u.at)
