@@ -1,10 +1,12 @@
 //! Anomaly alerts off the request path. The access log's finish hook hands each request's
-//! [`Observation`] to [`Alerts::observe`] (a `try_send` on a bounded channel: never waits;
-//! a full channel is counted). One task runs the [`engine`] and delivers what fires:
-//! a warning log line and the `portcullis_alerts_total{rule}` counter for every occurrence;
-//! for a newly raised alert a row in the store's `alerts` table and a webhook POST (on its
-//! own task, with a timeout and retries); repeats inside the deduplication window are
-//! folded into the stored alert's `count` every few seconds and at shutdown.
+//! [`Observation`] to [`Alerts::observe`], which runs the [`engine`] in place (a short
+//! lock and a few table lookups: no task is woken for an ordinary request). What fires goes
+//! to one task over a bounded channel (never waited on; a full channel is counted), which
+//! delivers it: a warning log line and the `portcullis_alerts_total{rule}` counter for
+//! every occurrence; for a newly raised alert a row in the store's `alerts` table and a
+//! webhook POST (on its own task, with a timeout and retries); repeats inside the
+//! deduplication window are folded into the stored alert's `count` every few seconds and
+//! at shutdown.
 
 pub mod engine;
 #[cfg(test)]
@@ -18,12 +20,12 @@ use portcullis_store::{NewAlert, Store};
 use portcullis_telemetry::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
-/// Observations waiting for the engine, at most.
+/// Fired alerts waiting for delivery, at most.
 const CHANNEL: usize = 16_384;
 /// How often folded repeats are written to the store.
 const REPEAT_FLUSH: Duration = Duration::from_secs(5);
@@ -33,7 +35,9 @@ pub type TeamOf = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Handle of the alert task; cheap to call from the request path.
 pub struct Alerts {
-    sender: Option<mpsc::Sender<Observation>>,
+    engine: Option<Mutex<Engine>>,
+    started: Instant,
+    sender: Option<mpsc::Sender<Fired>>,
     team_of: Arc<OnceLock<TeamOf>>,
     dropped: AtomicU64,
     close: Arc<Notify>,
@@ -45,6 +49,8 @@ impl Alerts {
     pub fn start(config: &AlertsConfig, store: Store, metrics: Arc<Metrics>) -> Alerts {
         if !config.enabled {
             return Alerts {
+                engine: None,
+                started: Instant::now(),
                 sender: None,
                 team_of: Arc::new(OnceLock::new()),
                 dropped: AtomicU64::new(0),
@@ -71,8 +77,10 @@ impl Alerts {
             dedup_secs: config.dedup_window.0.as_secs() as i64,
             repeats: HashMap::new(),
         };
-        let task = tokio::spawn(run(Engine::new(settings), receiver, sink, close.clone()));
+        let task = tokio::spawn(run(receiver, sink, close.clone()));
         Alerts {
+            engine: Some(Mutex::new(Engine::new(settings))),
+            started: Instant::now(),
             sender: Some(sender),
             team_of,
             dropped: AtomicU64::new(0),
@@ -87,22 +95,31 @@ impl Alerts {
         let _ = self.team_of.set(lookup);
     }
 
-    /// Hands one finished request to the engine without waiting.
+    /// Runs the engine on one finished request; what fires is handed to the delivery task
+    /// without waiting.
     pub fn observe(&self, o: Observation) {
-        if let Some(sender) = &self.sender {
-            if sender.try_send(o).is_err() {
+        let (Some(engine), Some(sender)) = (&self.engine, &self.sender) else {
+            return;
+        };
+        let now = self.started.elapsed().as_millis() as u64;
+        let fired = engine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(now, &o);
+        for f in fired {
+            if sender.try_send(f).is_err() {
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed);
                 if n % 10_000 == 0 {
                     tracing::warn!(
                         dropped_total = n + 1,
-                        "alert engine behind: observations skipped"
+                        "alert delivery behind: fired alerts skipped"
                     );
                 }
             }
         }
     }
 
-    /// Observations skipped because the engine was behind.
+    /// Fired alerts skipped because delivery was behind.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -128,33 +145,19 @@ struct Sink {
     repeats: HashMap<(String, String), (NewAlert, u64)>,
 }
 
-async fn run(
-    mut engine: Engine,
-    mut receiver: mpsc::Receiver<Observation>,
-    mut sink: Sink,
-    close: Arc<Notify>,
-) {
-    let started = tokio::time::Instant::now();
+async fn run(mut receiver: mpsc::Receiver<Fired>, mut sink: Sink, close: Arc<Notify>) {
     let mut flush = tokio::time::interval(REPEAT_FLUSH);
     loop {
         tokio::select! {
-            o = receiver.recv() => match o {
-                Some(o) => {
-                    let now = started.elapsed().as_millis() as u64;
-                    for fired in engine.observe(now, &o) {
-                        sink.deliver(fired).await;
-                    }
-                }
+            f = receiver.recv() => match f {
+                Some(f) => sink.deliver(f).await,
                 None => break,
             },
             _ = flush.tick() => sink.flush_repeats().await,
             _ = close.notified() => {
                 receiver.close();
-                while let Some(o) = receiver.recv().await {
-                    let now = started.elapsed().as_millis() as u64;
-                    for fired in engine.observe(now, &o) {
-                        sink.deliver(fired).await;
-                    }
+                while let Some(f) = receiver.recv().await {
+                    sink.deliver(f).await;
                 }
                 break;
             }
