@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 /// Most records written in one batch.
-const BATCH: usize = 256;
+const BATCH: usize = 2048;
 /// Longest a record waits before its batch is written.
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// Attempts per batch before it is reported lost.
@@ -105,7 +105,7 @@ async fn drain<T: Clone + Send + 'static>(
     batch_ready: Arc<Notify>,
     close: Arc<Notify>,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Vec::new();
     loop {
         let closing = tokio::select! {
             _ = tokio::time::sleep(FLUSH_EVERY) => false,

@@ -71,6 +71,9 @@ async fn connect_sqlite(url: &str, lower: &str) -> Result<Store> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        // Statement journals of the batched multi-row inserts (and sorts) stay in memory
+        // instead of a temporary file created and unlinked per batch.
+        .pragma("temp_store", "memory")
         .foreign_keys(true);
     let mut pool_options = SqlitePoolOptions::new()
         .max_connections(8)
