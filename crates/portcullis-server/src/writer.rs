@@ -29,6 +29,9 @@ pub struct BatchWriter<T> {
     name: &'static str,
     sender: mpsc::Sender<T>,
     dropped: AtomicU64,
+    /// Queue depth that wakes the task before its timer: a whole batch, or half the queue
+    /// when the queue is smaller than two batches.
+    wake_at: usize,
     batch_ready: Arc<Notify>,
     close: Arc<Notify>,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -51,6 +54,7 @@ impl<T: Clone + Send + 'static> BatchWriter<T> {
             name,
             sender,
             dropped: AtomicU64::new(0),
+            wake_at: BATCH.min(capacity / 2).max(1),
             batch_ready,
             close,
             task: std::sync::Mutex::new(Some(task)),
@@ -61,7 +65,7 @@ impl<T: Clone + Send + 'static> BatchWriter<T> {
     pub fn push(&self, record: T) -> bool {
         match self.sender.try_send(record) {
             Ok(()) => {
-                if self.depth() >= BATCH {
+                if self.depth() >= self.wake_at {
                     self.batch_ready.notify_one();
                 }
                 true
@@ -179,6 +183,34 @@ mod tests {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 1000, "nothing accepted is lost at shutdown");
         assert_eq!(*seen, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_small_queue_half_full_is_written_before_the_timer() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let flush: Flush<u32> = Arc::new(move |batch| {
+            let sink = sink.clone();
+            Box::pin(async move {
+                sink.lock().unwrap().extend(batch);
+                Ok(())
+            })
+        });
+        let writer = BatchWriter::start("small", 100, flush);
+        let start = tokio::time::Instant::now();
+        for i in 0..60 {
+            assert!(writer.push(i));
+        }
+        for _ in 0..100 {
+            if seen.lock().unwrap().len() >= 50 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(seen.lock().unwrap().len() >= 50, "woken at half the queue");
+        assert!(start.elapsed() < FLUSH_EVERY, "not by the timer");
+        writer.shutdown().await;
+        assert_eq!(seen.lock().unwrap().len(), 60);
     }
 
     #[tokio::test]
