@@ -63,31 +63,30 @@ pub type RequestLogWriter = BatchWriter<LogEntry>;
 /// Starts the request-log writer for `store`, holding at most `capacity` records.
 pub fn start_writer(store: &Store, capacity: usize) -> RequestLogWriter {
     let store = store.clone();
-    let flush: Flush<LogEntry> = Arc::new(move |entries: Vec<LogEntry>| {
+    let flush: Flush<LogEntry> = Arc::new(move |entries: Arc<[LogEntry]>| {
         let store = store.clone();
         Box::pin(async move {
-            let rows = if entries.iter().any(|e| e.bodies.is_some()) {
-                tokio::task::spawn_blocking(move || finish_all(entries))
+            let written = if entries.iter().any(|e| e.bodies.is_some()) {
+                let rows = tokio::task::spawn_blocking(move || finish_all(&entries))
                     .await
-                    .map_err(|e| format!("redaction task failed: {e}"))?
+                    .map_err(|e| format!("redaction task failed: {e}"))?;
+                store.record_request_logs(&rows).await
             } else {
-                entries.into_iter().map(|e| e.record).collect()
+                let rows: Vec<&NewRequestLog> = entries.iter().map(|e| &e.record).collect();
+                store.record_request_logs(&rows).await
             };
-            store
-                .record_request_logs(&rows)
-                .await
-                .map_err(|e| e.to_string())
+            written.map_err(|e| e.to_string())
         })
     });
     BatchWriter::start("request_log", capacity, flush)
 }
 
-fn finish_all(entries: Vec<LogEntry>) -> Vec<NewRequestLog> {
+fn finish_all(entries: &[LogEntry]) -> Vec<NewRequestLog> {
     entries
-        .into_iter()
+        .iter()
         .map(|e| {
-            let mut record = e.record;
-            if let Some(b) = e.bodies {
+            let mut record = e.record.clone();
+            if let Some(b) = &e.bodies {
                 record.request_body = Some(redact_body(&b.profile, &b.request, Direction::Input));
                 let text = b.stream.then(|| stream_text(&b.response)).flatten();
                 let response = text.as_deref().map_or(&b.response[..], str::as_bytes);

@@ -381,9 +381,9 @@ fn rest_client(config: &Config) -> Result<reqwest::Client, StateError> {
 }
 
 /// A batch writer flush that calls one store method.
-fn store_flush<T: Send + 'static>(
+fn store_flush<T: Send + Sync + 'static>(
     store: &Store,
-    write: fn(Store, Vec<T>) -> BoxFuture<'static, portcullis_store::Result<()>>,
+    write: fn(Store, Arc<[T]>) -> BoxFuture<'static, portcullis_store::Result<()>>,
 ) -> Flush<T> {
     let store = store.clone();
     Arc::new(move |rows| {

@@ -21,8 +21,9 @@ const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// Attempts per batch before it is reported lost.
 const ATTEMPTS: u32 = 3;
 
-/// Writes one batch to its destination.
-pub type Flush<T> = Arc<dyn Fn(Vec<T>) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+/// Writes one batch to its destination. The batch is shared, not copied, between the
+/// attempts of a retried write.
+pub type Flush<T> = Arc<dyn Fn(Arc<[T]>) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// A queue with a background task draining it in batches.
 pub struct BatchWriter<T> {
@@ -37,7 +38,7 @@ pub struct BatchWriter<T> {
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
-impl<T: Clone + Send + 'static> BatchWriter<T> {
+impl<T: Send + Sync + 'static> BatchWriter<T> {
     /// Starts a writer named `name` (for logs) holding at most `capacity` queued records.
     pub fn start(name: &'static str, capacity: usize, flush: Flush<T>) -> BatchWriter<T> {
         let (sender, receiver) = mpsc::channel(capacity);
@@ -102,7 +103,7 @@ impl<T: Clone + Send + 'static> BatchWriter<T> {
     }
 }
 
-async fn drain<T: Clone + Send + 'static>(
+async fn drain<T: Send + Sync + 'static>(
     name: &'static str,
     mut receiver: mpsc::Receiver<T>,
     flush: Flush<T>,
@@ -141,7 +142,8 @@ async fn drain<T: Clone + Send + 'static>(
     }
 }
 
-async fn write<T: Clone>(name: &'static str, flush: &Flush<T>, batch: Vec<T>) {
+async fn write<T>(name: &'static str, flush: &Flush<T>, batch: Vec<T>) {
+    let batch: Arc<[T]> = batch.into();
     for attempt in 1..=ATTEMPTS {
         match flush(batch.clone()).await {
             Ok(()) => return,
@@ -171,7 +173,7 @@ mod tests {
         let flush: Flush<u32> = Arc::new(move |batch| {
             let sink = sink.clone();
             Box::pin(async move {
-                sink.lock().unwrap().extend(batch);
+                sink.lock().unwrap().extend(batch.iter().copied());
                 Ok(())
             })
         });
@@ -192,7 +194,7 @@ mod tests {
         let flush: Flush<u32> = Arc::new(move |batch| {
             let sink = sink.clone();
             Box::pin(async move {
-                sink.lock().unwrap().extend(batch);
+                sink.lock().unwrap().extend(batch.iter().copied());
                 Ok(())
             })
         });

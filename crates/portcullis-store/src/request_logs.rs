@@ -212,15 +212,18 @@ fn period_filter(from: Option<i64>, to: Option<i64>) -> Filter {
 }
 
 impl Store {
-    /// Records request logs, all in one transaction (multi-row inserts): either every
-    /// row is stored or none. An empty slice does nothing.
-    pub async fn record_request_logs(&self, rows: &[NewRequestLog]) -> Result<()> {
+    /// Records request logs (owned or borrowed), all in one transaction (multi-row
+    /// inserts): either every row is stored or none. An empty slice does nothing.
+    pub async fn record_request_logs<R>(&self, rows: &[R]) -> Result<()>
+    where
+        R: std::borrow::Borrow<NewRequestLog> + Sync,
+    {
         if rows.is_empty() {
             return Ok(());
         }
         let guardrails: Vec<String> = rows
             .iter()
-            .map(|r| serde_json::to_string(&r.guardrails))
+            .map(|r| serde_json::to_string(&r.borrow().guardrails))
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| StoreError::Invalid(format!("cannot encode guardrails: {e}")))?;
         let head = format!("INSERT INTO request_logs ({COLUMNS}) ");
@@ -231,6 +234,7 @@ impl Store {
             {
                 let mut insert = sqlx::QueryBuilder::new(&head);
                 insert.push_values(chunk.iter().zip(json), |mut row, (r, g)| {
+                    let r = r.borrow();
                     row.push_bind(r.at)
                         .push_bind(&r.request_id)
                         .push_bind(&r.method)

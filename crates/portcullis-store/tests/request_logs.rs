@@ -47,7 +47,10 @@ fn ids(records: &[portcullis_store::RequestLogRecord]) -> Vec<String> {
 }
 
 async fn insert_filter_and_page(store: &Store) {
-    store.record_request_logs(&[]).await.unwrap();
+    store
+        .record_request_logs::<NewRequestLog>(&[])
+        .await
+        .unwrap();
     let mut rows = vec![
         log(100, "r1", Some("alice"), Some("a"), 200),
         log(200, "r2", Some("bob"), Some("b"), 403),
