@@ -307,6 +307,21 @@ impl Provider {
         serde_json::to_vec(&fields).unwrap_or_default()
     }
 
+    /// The upstream body of an OpenAI-format request sent to this (OpenAI-format)
+    /// provider: the client's fields with the upstream model, re-encoded without copying
+    /// them; Mistral's renamed fields go through [`Provider::openai_body`].
+    pub fn openai_request_body(
+        &self,
+        request: &portcullis_wire::openai::PassthroughRequest,
+        upstream_model: &str,
+        stream: bool,
+    ) -> Vec<u8> {
+        if self.kind == ProviderKind::Mistral {
+            return self.openai_body(request.upstream_fields(upstream_model), stream);
+        }
+        request.encode_upstream(upstream_model, stream)
+    }
+
     /// Whether this provider can serve `op` at all.
     pub fn supports(&self, op: Operation) -> bool {
         match op {

@@ -134,13 +134,11 @@ async fn handle(
     let mut encode = |member: &Member| -> Result<Vec<u8>, GatewayError> {
         let provider = &member.provider;
         if same_format(inbound, provider, guarded) {
-            let fields = head.upstream_fields(&member.upstream_model);
-            return match inbound {
-                Inbound::OpenAi => Ok(provider.openai_body(fields, stream)),
-                Inbound::Anthropic => {
-                    serde_json::to_vec(&fields).map_err(|_| GatewayError::Internal)
-                }
-            };
+            let upstream_model = member.upstream_model.as_str();
+            return Ok(match inbound {
+                Inbound::OpenAi => provider.openai_request_body(&head, upstream_model, stream),
+                Inbound::Anthropic => head.encode_upstream(upstream_model, false),
+            });
         }
         if ir.is_none() {
             ir = Some(translate::decode_request(inbound, &bytes)?);

@@ -122,11 +122,13 @@ async fn passthrough(
         max_timeout(state, key),
     )?;
     let mut encode = |member: &Member| -> Result<Vec<u8>, GatewayError> {
-        let fields = request.upstream_fields(&member.upstream_model);
-        match op {
-            Operation::Responses => serde_json::to_vec(&fields).map_err(|_| GatewayError::Internal),
-            _ => Ok(member.provider.openai_body(fields, request.stream)),
-        }
+        let upstream_model = member.upstream_model.as_str();
+        Ok(match op {
+            Operation::Responses => request.encode_upstream(upstream_model, false),
+            _ => member
+                .provider
+                .openai_request_body(request, upstream_model, request.stream),
+        })
     };
     let answered = Dispatch {
         state,

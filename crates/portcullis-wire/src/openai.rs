@@ -95,11 +95,71 @@ impl PassthroughRequest {
         self.clone().into_upstream_fields(upstream_model)
     }
 
+    /// The request's JSON with some top-level fields replaced (in place) or added (at the
+    /// end), exactly as `upstream_fields` plus inserts would serialize it, without copying
+    /// the fields that stay: the upstream body of a call in the client's own format.
+    pub fn encode_with(&self, overrides: &[(&str, &Value)]) -> Vec<u8> {
+        serde_json::to_vec(&Overridden {
+            fields: &self.fields,
+            overrides,
+        })
+        .unwrap_or_default()
+    }
+
+    /// [`PassthroughRequest::encode_with`] with `model` set to the upstream name and, for a
+    /// stream, `stream_options.include_usage` asked for (see [`request_stream_usage`]).
+    pub fn encode_upstream(&self, upstream_model: &str, ask_stream_usage: bool) -> Vec<u8> {
+        let model = Value::String(upstream_model.to_string());
+        if !ask_stream_usage {
+            return self.encode_with(&[("model", &model)]);
+        }
+        let options = match self.fields.get("stream_options") {
+            Some(Value::Object(o)) => {
+                let mut o = o.clone();
+                o.insert("include_usage".into(), Value::Bool(true));
+                Value::Object(o)
+            }
+            _ => serde_json::json!({"include_usage": true}),
+        };
+        self.encode_with(&[("model", &model), ("stream_options", &options)])
+    }
+
     /// Like `upstream_fields`, consuming the request (no copy on the hot path).
     pub fn into_upstream_fields(self, upstream_model: &str) -> Map<String, Value> {
         let mut fields = self.fields;
         fields.insert("model".into(), Value::String(upstream_model.to_string()));
         fields
+    }
+}
+
+/// A field map serialized with overrides (see [`PassthroughRequest::encode_with`]).
+struct Overridden<'a> {
+    fields: &'a Map<String, Value>,
+    overrides: &'a [(&'a str, &'a Value)],
+}
+
+impl Serialize for Overridden<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let replacing = |key: &str| {
+            self.overrides
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| *v)
+        };
+        let added: Vec<_> = self
+            .overrides
+            .iter()
+            .filter(|(k, _)| !self.fields.contains_key(*k))
+            .collect();
+        let mut map = serializer.serialize_map(Some(self.fields.len() + added.len()))?;
+        for (key, value) in self.fields {
+            map.serialize_entry(key, replacing(key).unwrap_or(value))?;
+        }
+        for (key, value) in added {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
     }
 }
 
@@ -230,6 +290,31 @@ mod tests {
         )
         .unwrap();
         assert!(req.client_wants_usage);
+    }
+
+    #[test]
+    fn encoding_with_overrides_equals_copying_and_inserting() {
+        let bodies: [&[u8]; 4] = [
+            br#"{"model":"pub","messages":[{"role":"user","content":"hi \u00e9"}],"x":{"a":[1,2.5,null]},"temperature":0.2}"#,
+            br#"{"messages":[1],"stream":true,"model":"pub","stream_options":{"other":1}}"#,
+            br#"{"model":"pub","stream":true,"stream_options":"bogus","n":2}"#,
+            br#"{"model":"pub","stream":true,"stream_options":{"include_usage":false,"z":0}}"#,
+        ];
+        for body in bodies {
+            let req = PassthroughRequest::parse(body).unwrap();
+            let plain = serde_json::to_vec(&req.upstream_fields("up/m")).unwrap();
+            assert_eq!(req.encode_upstream("up/m", false), plain);
+            let mut fields = req.upstream_fields("up/m");
+            request_stream_usage(&mut fields);
+            let streamed = serde_json::to_vec(&fields).unwrap();
+            assert_eq!(req.encode_upstream("up/m", true), streamed);
+        }
+        let req = PassthroughRequest::parse(br#"{"model":"a","b":1}"#).unwrap();
+        let extra = Value::Bool(true);
+        assert_eq!(
+            req.encode_with(&[("c", &extra), ("model", &Value::from("z"))]),
+            br#"{"model":"z","b":1,"c":true}"#
+        );
     }
 
     #[test]
