@@ -166,8 +166,8 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    #[tokio::test]
-    async fn batches_are_written_and_flushed_at_shutdown() {
+    /// A flush that appends every written record to the returned list.
+    fn recording_flush() -> (Arc<Mutex<Vec<u32>>>, Flush<u32>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let flush: Flush<u32> = Arc::new(move |batch| {
@@ -177,6 +177,12 @@ mod tests {
                 Ok(())
             })
         });
+        (seen, flush)
+    }
+
+    #[tokio::test]
+    async fn batches_are_written_and_flushed_at_shutdown() {
+        let (seen, flush) = recording_flush();
         let writer = BatchWriter::start("test", 10_000, flush);
         for i in 0..1000 {
             assert!(writer.push(i));
@@ -189,15 +195,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_small_queue_half_full_is_written_before_the_timer() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = seen.clone();
-        let flush: Flush<u32> = Arc::new(move |batch| {
-            let sink = sink.clone();
-            Box::pin(async move {
-                sink.lock().unwrap().extend(batch.iter().copied());
-                Ok(())
-            })
-        });
+        let (seen, flush) = recording_flush();
         let writer = BatchWriter::start("small", 100, flush);
         let start = tokio::time::Instant::now();
         for i in 0..60 {
