@@ -28,7 +28,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The request id, also returned in `x-request-id`.
 #[derive(Debug, Clone)]
@@ -346,7 +346,8 @@ impl AccessLine {
                 (true, Some(o)) => o,
                 (true, None) => "complete",
             };
-            self.record_metrics(f, outcome);
+            let upstream = self.upstream_time(f);
+            self.record_metrics(f, outcome, upstream);
             self.observe(f, &usage);
             if let Some(trace) = self.note.trace.get() {
                 trace.finish(self.status.as_u16(), self.error, f.usage);
@@ -369,7 +370,7 @@ impl AccessLine {
                 latency_us,
                 outcome,
             });
-            self.queue_log(f, outcome, latency_us, captured);
+            self.queue_log(f, outcome, latency_us, upstream, captured);
         });
     }
 }
@@ -382,6 +383,7 @@ impl AccessLine {
         f: &mut NoteFields,
         outcome: &str,
         latency_us: u64,
+        upstream: Option<Duration>,
         captured: Option<Vec<u8>>,
     ) {
         if !self.logs {
@@ -391,14 +393,7 @@ impl AccessLine {
             return;
         };
         let usage = f.usage.unwrap_or_default();
-        let upstream_us = f.upstream.map(|(start, answered)| {
-            let end = if self.streaming {
-                Instant::now()
-            } else {
-                answered
-            };
-            end.saturating_duration_since(start).as_micros() as i64
-        });
+        let upstream_us = upstream.map(|u| u.as_micros() as i64);
         let bodies = f.bodies.take().map(|(profile, request)| {
             Arc::new(RawBodies {
                 profile,
@@ -445,40 +440,33 @@ impl AccessLine {
         writer.push(LogEntry { record, bodies });
     }
 
-    /// Hands the request to the anomaly alert engine (a channel send, never a wait).
+    /// Hands the request to the anomaly alert engine (in place, never waiting on I/O).
     fn observe(&self, f: &NoteFields, usage: &Usage) {
-        let cost_micros = f
-            .model
-            .as_deref()
-            .and_then(|m| self.state.routes.get(m))
-            .and_then(|r| r.price)
-            .map_or(0, |p| {
-                p.cost_micros(
-                    usage.prompt_tokens,
-                    f.cached_tokens,
-                    usage.completion_tokens,
-                )
-            });
         self.state.alerts.observe(Observation {
             ip: self.client_ip,
             key_id: f.key_id.as_deref().map(Arc::from),
             status: self.status.as_u16(),
             tokens: usage.prompt_tokens + usage.completion_tokens,
-            cost_micros,
+            // The cost the settlement recorded (it ran just before, on the same note).
+            cost_micros: u64::try_from(f.cost_micros).unwrap_or(0),
         });
     }
 
-    /// Records the request metrics; the access note's lock is held by the caller.
-    fn record_metrics(&self, f: &NoteFields, outcome: &str) {
-        let total = self.started.elapsed();
-        let upstream = f.upstream.map(|(start, answered)| {
+    /// Time spent on the upstream call: until its answer, or for a stream until now.
+    fn upstream_time(&self, f: &NoteFields) -> Option<Duration> {
+        f.upstream.map(|(start, answered)| {
             let end = if self.streaming {
                 Instant::now()
             } else {
                 answered
             };
             end.saturating_duration_since(start)
-        });
+        })
+    }
+
+    /// Records the request metrics; the access note's lock is held by the caller.
+    fn record_metrics(&self, f: &NoteFields, outcome: &str, upstream: Option<Duration>) {
+        let total = self.started.elapsed();
         let usage = f.usage.unwrap_or_default();
         let upstream_error = match (self.error, outcome) {
             (Some(_), _) if f.upstream_errors_counted => None,

@@ -38,18 +38,7 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut cache = None;
-    let answer = handle(
-        &state,
-        note,
-        peer,
-        &headers,
-        body,
-        Inbound::OpenAi,
-        &mut cache,
-    )
-    .await;
-    crate::cache::finish(&state, cache, answer, Inbound::OpenAi)
+    answer(&state, note, peer, &headers, body, Inbound::OpenAi).await
 }
 
 /// POST /v1/messages (Anthropic format).
@@ -60,18 +49,21 @@ pub async fn messages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    answer(&state, note, peer, &headers, body, Inbound::Anthropic).await
+}
+
+/// Runs the pipeline and lets the response cache see (and maybe store) the answer.
+async fn answer(
+    state: &Arc<AppState>,
+    note: Arc<AccessNote>,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+    inbound: Inbound,
+) -> Response {
     let mut cache = None;
-    let answer = handle(
-        &state,
-        note,
-        peer,
-        &headers,
-        body,
-        Inbound::Anthropic,
-        &mut cache,
-    )
-    .await;
-    crate::cache::finish(&state, cache, answer, Inbound::Anthropic)
+    let answer = handle(state, note, peer, headers, body, inbound, &mut cache).await;
+    crate::cache::finish(state, cache, answer, inbound)
 }
 
 async fn handle(

@@ -35,13 +35,20 @@ pub type TeamOf = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Handle of the alert task; cheap to call from the request path.
 pub struct Alerts {
-    engine: Option<Mutex<Engine>>,
-    started: Instant,
-    sender: Option<mpsc::Sender<Fired>>,
+    /// The engine and its delivery queue; `None` when alerts are disabled.
+    live: Option<Live>,
     team_of: Arc<OnceLock<TeamOf>>,
     dropped: AtomicU64,
     close: Arc<Notify>,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The running side of [`Alerts`].
+struct Live {
+    engine: Mutex<Engine>,
+    /// The engine's time origin (it works in milliseconds since).
+    started: Instant,
+    sender: mpsc::Sender<Fired>,
 }
 
 impl Alerts {
@@ -49,9 +56,7 @@ impl Alerts {
     pub fn start(config: &AlertsConfig, store: Store, metrics: Arc<Metrics>) -> Alerts {
         if !config.enabled {
             return Alerts {
-                engine: None,
-                started: Instant::now(),
-                sender: None,
+                live: None,
                 team_of: Arc::new(OnceLock::new()),
                 dropped: AtomicU64::new(0),
                 close: Arc::new(Notify::new()),
@@ -79,9 +84,11 @@ impl Alerts {
         };
         let task = tokio::spawn(run(receiver, sink, close.clone()));
         Alerts {
-            engine: Some(Mutex::new(Engine::new(settings))),
-            started: Instant::now(),
-            sender: Some(sender),
+            live: Some(Live {
+                engine: Mutex::new(Engine::new(settings)),
+                started: Instant::now(),
+                sender,
+            }),
             team_of,
             dropped: AtomicU64::new(0),
             close,
@@ -98,16 +105,17 @@ impl Alerts {
     /// Runs the engine on one finished request; what fires is handed to the delivery task
     /// without waiting.
     pub fn observe(&self, o: Observation) {
-        let (Some(engine), Some(sender)) = (&self.engine, &self.sender) else {
+        let Some(live) = &self.live else {
             return;
         };
-        let now = self.started.elapsed().as_millis() as u64;
-        let fired = engine
+        let now = live.started.elapsed().as_millis() as u64;
+        let fired = live
+            .engine
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .observe(now, &o);
         for f in fired {
-            if sender.try_send(f).is_err() {
+            if live.sender.try_send(f).is_err() {
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed);
                 if n % 10_000 == 0 {
                     tracing::warn!(

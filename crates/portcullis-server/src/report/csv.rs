@@ -5,7 +5,7 @@
 //! `guardrails`, `anomalies`. Cells a spreadsheet would run as a formula (starting with
 //! `=`, `+`, `@`, or `-` not followed by a digit) are prefixed with `'`.
 
-use super::{time_text, usd, ComplianceReport, Event};
+use super::{access_cells, time_text, usd, ComplianceReport, Event};
 
 /// Renders `report` as CSV.
 pub fn render(r: &ComplianceReport) -> String {
@@ -60,16 +60,7 @@ pub fn render(r: &ComplianceReport) -> String {
             "tokens",
             "cost_usd",
         ],
-        r.access.iter().map(|a| {
-            vec![
-                a.principal.clone(),
-                a.team.clone(),
-                a.requests.to_string(),
-                a.denied.to_string(),
-                a.tokens.to_string(),
-                usd(a.cost_micros),
-            ]
-        }),
+        r.access.iter().map(access_cells),
     );
     section(
         &mut out,

@@ -1,7 +1,7 @@
 //! The HTML rendering of a compliance report: one self-contained document (inline CSS,
 //! inline SVG charts, no scripts, no external assets) to hand to an auditor.
 
-use super::{time_text, usd, ComplianceReport, Event};
+use super::{access_cells, time_text, usd, ComplianceReport, Event};
 use std::fmt::Write;
 
 const STYLE: &str = "body{font:14px/1.45 -apple-system,'Segoe UI',Helvetica,Arial,sans-serif;\
@@ -105,16 +105,7 @@ fn access(h: &mut String, r: &ComplianceReport) {
             "Cost (USD)",
         ],
         &[false, false, true, true, true, true],
-        r.access.iter().map(|a| {
-            vec![
-                a.principal.clone(),
-                a.team.clone(),
-                a.requests.to_string(),
-                a.denied.to_string(),
-                a.tokens.to_string(),
-                usd(a.cost_micros),
-            ]
-        }),
+        r.access.iter().map(access_cells),
     );
 }
 

@@ -469,6 +469,19 @@ pub fn time_text(at: i64) -> String {
         .to_string()
 }
 
+/// The cells of one access row, the same in the CSV and the HTML table: principal, team,
+/// requests, denied, tokens, cost in USD.
+pub fn access_cells(a: &AccessSummary) -> Vec<String> {
+    vec![
+        a.principal.clone(),
+        a.team.clone(),
+        a.requests.to_string(),
+        a.denied.to_string(),
+        a.tokens.to_string(),
+        usd(a.cost_micros),
+    ]
+}
+
 /// Micro-USD as dollars, e.g. `12.3456`.
 pub fn usd(micros: i64) -> String {
     format!("{:.4}", micros as f64 / 1_000_000.0)
