@@ -5,7 +5,6 @@
 mod common;
 
 use common::{add_identity_key, expect_error, Harness};
-use portcullis_policy::document::parse_policy;
 use portcullis_store::{AuditQuery, NewUser};
 
 const ROLES: [&str; 5] = ["admin", "security-admin", "auditor", "developer", "viewer"];
@@ -68,14 +67,7 @@ const MATRIX: &[(&str, &str, Option<&str>, [u16; 5])] = &[
 
 async fn setup() -> Harness {
     let h = Harness::start().await;
-    let v = parse_policy(POLICY).unwrap();
-    let version = h
-        .store
-        .append_policy_version(POLICY, &v.hash, "test", "", 0)
-        .await
-        .unwrap();
-    h.store.activate_policy(version).await.unwrap();
-    h.gateway.state.refresh_policy().await.unwrap();
+    h.apply_policy(POLICY, false).await;
     h
 }
 

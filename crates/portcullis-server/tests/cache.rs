@@ -7,7 +7,6 @@ mod common;
 
 use common::{add_identity_key, Harness};
 use portcullis_config::CacheConfig;
-use portcullis_policy::document::parse_policy;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -37,14 +36,7 @@ async fn harness(policy: Option<&str>) -> Harness {
     })
     .await;
     if let Some(yaml) = policy {
-        let validated = parse_policy(yaml).expect("test policy must be valid");
-        let version = h
-            .store
-            .append_policy_version(yaml, &validated.hash, "test", "", 0)
-            .await
-            .unwrap();
-        h.store.activate_policy(version).await.unwrap();
-        h.gateway.state.refresh_policy().await.unwrap();
+        h.apply_policy(yaml, false).await;
     }
     h
 }

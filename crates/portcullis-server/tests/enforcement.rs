@@ -4,25 +4,7 @@
 mod common;
 
 use common::{expect_error, Harness};
-use portcullis_policy::document::parse_policy;
 use std::time::Duration;
-
-/// Stores and activates (or shadows) a policy, then makes the gateway load it.
-async fn apply(h: &Harness, yaml: &str, shadow: bool) -> i64 {
-    let validated = parse_policy(yaml).expect("test policy must be valid");
-    let version = h
-        .store
-        .append_policy_version(yaml, &validated.hash, "test", "", 0)
-        .await
-        .unwrap();
-    if shadow {
-        h.store.set_shadow_policy(Some(version), 0).await.unwrap();
-    } else {
-        h.store.activate_policy(version).await.unwrap();
-    }
-    h.gateway.state.refresh_policy().await.unwrap();
-    version
-}
 
 const BASE: &str = r#"
 version: 1
@@ -38,7 +20,7 @@ rate_limits:
 #[tokio::test]
 async fn rate_limits_answer_429_with_headers_and_retry_after() {
     let h = Harness::start().await;
-    apply(&h, BASE, false).await;
+    h.apply_policy(BASE, false).await;
     for expected_remaining in [2, 1, 0] {
         let r = h.chat("gpt-test", false).await;
         assert_eq!(r.status(), 200);
@@ -72,7 +54,8 @@ async fn rate_limits_answer_429_with_headers_and_retry_after() {
 #[tokio::test]
 async fn parallel_requests_never_exceed_a_limit() {
     let h = std::sync::Arc::new(Harness::start().await);
-    apply(&h, &BASE.replace("requests: 3", "requests: 7"), false).await;
+    h.apply_policy(&BASE.replace("requests: 3", "requests: 7"), false)
+        .await;
     let tasks: Vec<_> = (0..30)
         .map(|_| {
             let h = h.clone();
@@ -94,8 +77,7 @@ async fn parallel_requests_never_exceed_a_limit() {
 #[tokio::test]
 async fn policy_denials_name_the_rule_and_keep_the_upstream_untouched() {
     let h = Harness::start().await;
-    apply(
-        &h,
+    h.apply_policy(
         &BASE.replace(r#"["gpt-test", "mock-*"]"#, r#"["mock-*"]"#),
         false,
     )
@@ -115,9 +97,9 @@ async fn policy_denials_name_the_rule_and_keep_the_upstream_untouched() {
 #[tokio::test]
 async fn shadow_policy_is_evaluated_but_not_enforced() {
     let h = Harness::start().await;
-    apply(&h, BASE, false).await;
+    h.apply_policy(BASE, false).await;
     let candidate = BASE.replace(r#"["gpt-test", "mock-*"]"#, r#"["mock-*"]"#);
-    let shadow_version = apply(&h, &candidate, true).await;
+    let shadow_version = h.apply_policy(&candidate, true).await;
     assert_eq!(
         h.chat("gpt-test", false).await.status(),
         200,
@@ -164,7 +146,7 @@ budgets:
         });
     })
     .await;
-    apply(&h, policy, false).await;
+    h.apply_policy(policy, false).await;
     let mut statuses = Vec::new();
     let body = r#"{"model":"gpt-test","max_tokens":1,"messages":[{"role":"user","content":"hello there gateway friend"}]}"#;
     for _ in 0..6 {

@@ -8,7 +8,6 @@ mod common;
 use axum::routing::post;
 use axum::{Json, Router};
 use common::{expect_error, Harness};
-use portcullis_policy::document::parse_policy;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -69,14 +68,7 @@ async fn guarded(profile: &str) -> Harness {
         "version: 1\ndefault_team: eng\nteams:\n  eng:\n    models: [\"gpt-test\", \"claude\", \"mock-*\"]\n    guardrails: g\nguardrails:\n  g:\n{profile}"
     );
     let h = Harness::start().await;
-    let validated = parse_policy(&policy).expect("valid policy");
-    let v = h
-        .store
-        .append_policy_version(&policy, &validated.hash, "t", "", 0)
-        .await
-        .unwrap();
-    h.store.activate_policy(v).await.unwrap();
-    h.gateway.state.refresh_policy().await.unwrap();
+    h.apply_policy(&policy, false).await;
     h
 }
 

@@ -5,7 +5,6 @@
 mod common;
 
 use common::{expect_error, Harness};
-use portcullis_policy::document::parse_policy;
 use serde_json::{json, Value};
 
 const POLICY: &str = r#"
@@ -27,14 +26,7 @@ guardrails:
 
 async fn guarded() -> Harness {
     let h = Harness::start().await;
-    let validated = parse_policy(POLICY).expect("valid policy");
-    let v = h
-        .store
-        .append_policy_version(POLICY, &validated.hash, "t", "", 0)
-        .await
-        .unwrap();
-    h.store.activate_policy(v).await.unwrap();
-    h.gateway.state.refresh_policy().await.unwrap();
+    h.apply_policy(POLICY, false).await;
     h
 }
 

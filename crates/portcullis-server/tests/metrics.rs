@@ -4,7 +4,6 @@
 mod common;
 
 use common::Harness;
-use portcullis_policy::document::parse_policy;
 use portcullis_telemetry::metrics::parse::{parse, Exposition};
 use std::time::{Duration, Instant};
 
@@ -50,14 +49,7 @@ async fn metrics_count_requests_tokens_errors_and_rejections() {
     // A policy allowing one request a minute: the second is a rate-limit rejection.
     let yaml = "version: 1\ndefault_team: eng\nteams:\n  eng:\n    models: [\"*\"]\n    \
                 rate_limits: [one]\nrate_limits:\n  - { id: one, scope: team, requests: 1, interval: 1m }\n";
-    let hash = parse_policy(yaml).unwrap().hash;
-    let v = h
-        .store
-        .append_policy_version(yaml, &hash, "t", "", 0)
-        .await
-        .unwrap();
-    h.store.activate_policy(v).await.unwrap();
-    h.gateway.state.refresh_policy().await.unwrap();
+    h.apply_policy(yaml, false).await;
     assert_eq!(h.chat("gpt-test", false).await.status(), 200);
     assert_eq!(h.chat("gpt-test", false).await.status(), 429);
 

@@ -6,7 +6,6 @@
 mod common;
 
 use common::{add_identity_key, Harness};
-use portcullis_policy::document::parse_policy;
 use portcullis_store::{RequestLogQuery, Store};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -30,14 +29,7 @@ guardrails:
 "#;
 
 async fn with_policy(h: &Harness) {
-    let v = parse_policy(POLICY).expect("valid policy");
-    let version = h
-        .store
-        .append_policy_version(POLICY, &v.hash, "t", "", 0)
-        .await
-        .unwrap();
-    h.store.activate_policy(version).await.unwrap();
-    h.gateway.state.refresh_policy().await.unwrap();
+    h.apply_policy(POLICY, false).await;
 }
 
 /// Waits until the store holds `n` request logs (the writer flushes every 500 ms).

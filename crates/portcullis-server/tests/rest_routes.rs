@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use common::{add_identity_key, expect_error, Harness};
 use portcullis_config::{RouteConfig, Seconds};
-use portcullis_policy::document::parse_policy;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -133,17 +132,6 @@ async fn gateway() -> (Harness, Service) {
     (h, svc)
 }
 
-async fn apply(h: &Harness, yaml: &str) {
-    let validated = parse_policy(yaml).expect("test policy must be valid");
-    let version = h
-        .store
-        .append_policy_version(yaml, &validated.hash, "test", "", 0)
-        .await
-        .unwrap();
-    h.store.activate_policy(version).await.unwrap();
-    h.gateway.state.refresh_policy().await.unwrap();
-}
-
 #[tokio::test]
 async fn method_path_query_body_and_headers_pass_through_but_never_the_key() {
     let (h, svc) = gateway().await;
@@ -250,8 +238,7 @@ async fn errors_are_json_with_the_right_status() {
 #[tokio::test]
 async fn a_team_without_the_route_gets_403() {
     let (h, svc) = gateway().await;
-    apply(
-        &h,
+    h.apply_policy(
         r#"
 version: 1
 teams:
@@ -260,6 +247,7 @@ teams:
   sales:
     routes: ["/rest/billing/*"]
 "#,
+        false,
     )
     .await;
     let (_, ops) = add_identity_key(&h.store, Some("ops"), "developer", None).await;

@@ -215,6 +215,28 @@ pub async fn add_identity_key(
 }
 
 impl Harness {
+    /// Stores a policy version (which must be valid) and makes it active, or the shadow
+    /// candidate, then has the gateway load it; returns the version.
+    pub async fn apply_policy(&self, yaml: &str, shadow: bool) -> i64 {
+        let validated =
+            portcullis_policy::document::parse_policy(yaml).expect("test policy must be valid");
+        let version = self
+            .store
+            .append_policy_version(yaml, &validated.hash, "test", "", 0)
+            .await
+            .unwrap();
+        if shadow {
+            self.store
+                .set_shadow_policy(Some(version), 0)
+                .await
+                .unwrap();
+        } else {
+            self.store.activate_policy(version).await.unwrap();
+        }
+        self.gateway.state.refresh_policy().await.unwrap();
+        version
+    }
+
     /// URL on the admin listener.
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{}", self.gateway.admin_addr, path)
