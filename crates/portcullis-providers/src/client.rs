@@ -1,10 +1,13 @@
 //! One HTTP client per provider, with its base URL, credentials and time limits applied.
 
 use crate::error::{BuildError, UpstreamError};
+use crate::http::{self as upstream_http, UpstreamClient};
 use crate::mock;
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use http::{HeaderMap, HeaderName, HeaderValue};
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper::body::Incoming;
 use portcullis_config::{Config, ProviderConfig, ProviderKind, Timeouts};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -107,7 +110,7 @@ pub struct Provider {
     headers: HeaderMap,
     secrets: Vec<String>,
     aws: Option<(crate::aws::sigv4::Credentials, String)>,
-    client: reqwest::Client,
+    client: UpstreamClient,
     request_timeout: Duration,
     stream_idle_timeout: Duration,
 }
@@ -144,16 +147,12 @@ impl Provider {
             provider: config.name.clone(),
             detail,
         };
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect.0)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")));
+        let mut roots = system_roots();
         if let Some(path) = &config.ca_bundle {
             let pem = std::fs::read(path)
                 .map_err(|e| fail(format!("cannot read ca_bundle {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            let certs = rustls_pemfile::certs(&mut pem.as_slice())
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| fail(format!("ca_bundle {} is not PEM: {e}", path.display())))?;
             if certs.is_empty() {
                 return Err(fail(format!(
@@ -162,17 +161,28 @@ impl Provider {
                 )));
             }
             for cert in certs {
-                builder = builder.add_root_certificate(cert);
+                roots.add(cert).map_err(|e| {
+                    fail(format!(
+                        "ca_bundle {} holds a bad certificate: {e}",
+                        path.display()
+                    ))
+                })?;
             }
         }
-        let client = builder
-            .build()
-            .map_err(|e| fail(format!("cannot build HTTP client: {e}")))?;
+        let client = upstream_http::build(upstream_http::ClientSettings {
+            roots,
+            connect_timeout: timeouts.connect.0,
+        })
+        .map_err(|e| fail(format!("cannot build HTTP client: {e}")))?;
 
         let mut headers = HeaderMap::new();
         headers.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static(concat!("portcullis/", env!("CARGO_PKG_VERSION"))),
         );
         for (name, value) in &config.headers {
             let name = HeaderName::try_from(name.as_str())
@@ -229,6 +239,10 @@ impl Provider {
             )),
             _ => None,
         };
+        let base_url = config.effective_base_url().unwrap_or_default();
+        if let Some(auth) = upstream_http::plain_proxy_authorization(&base_url) {
+            headers.insert(http::header::PROXY_AUTHORIZATION, auth);
+        }
         let secrets = config
             .api_key
             .iter()
@@ -241,7 +255,7 @@ impl Provider {
         Ok(Provider {
             name: config.name.clone(),
             kind: config.kind,
-            base_url: config.effective_base_url().unwrap_or_default(),
+            base_url,
             api_version: config
                 .api_version
                 .clone()
@@ -427,7 +441,13 @@ impl Provider {
             }
         }
         self.sign(&url, &body, &mut headers)?;
-        let request = self.client.post(url).headers(headers).body(body);
+        let mut request = http::Request::post(url.as_str())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| UpstreamError::Unreachable {
+                provider: self.name.clone(),
+                detail: format!("bad upstream URL {url}: {e}"),
+            })?;
+        *request.headers_mut() = headers;
         let timeout = |phase| UpstreamError::Timeout {
             provider: self.name.clone(),
             phase,
@@ -440,10 +460,10 @@ impl Provider {
         } else {
             "request"
         };
-        let response = tokio::time::timeout_at(first_byte_at, request.send())
+        let response = tokio::time::timeout_at(first_byte_at, self.client.request(request))
             .await
             .map_err(|_| timeout(phase))?
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| self.transport_error(&e))?;
         let status = response.status().as_u16();
         let content_type = response.headers().get(http::header::CONTENT_TYPE).cloned();
         if status >= 400 {
@@ -470,10 +490,14 @@ impl Provider {
                 body: UpstreamBody::Stream(self.idle_limited(response, limits)),
             });
         }
-        let body = tokio::time::timeout_at(limits.deadline, response.bytes())
+        let body = tokio::time::timeout_at(limits.deadline, response.into_body().collect())
             .await
             .map_err(|_| timeout("request"))?
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| UpstreamError::Protocol {
+                provider: self.name.clone(),
+                detail: error_chain(&e),
+            })?
+            .to_bytes();
         Ok(UpstreamResponse {
             status,
             content_type,
@@ -490,8 +514,8 @@ impl Provider {
             provider: self.name.clone(),
             detail,
         };
-        let parsed = reqwest::Url::parse(url).map_err(|e| fail(format!("bad URL: {e}")))?;
-        let host = match (parsed.host_str(), parsed.port()) {
+        let parsed: http::Uri = url.parse().map_err(|e| fail(format!("bad URL: {e}")))?;
+        let host = match (parsed.host(), parsed.port_u16()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
             (None, _) => return Err(fail("URL without host".into())),
@@ -524,11 +548,11 @@ impl Provider {
 
     fn idle_limited(
         &self,
-        response: reqwest::Response,
+        response: http::Response<Incoming>,
         limits: CallLimits,
     ) -> BoxStream<'static, Result<Bytes, UpstreamError>> {
         let provider = self.name.clone();
-        let chunks = response.bytes_stream();
+        let chunks = BodyDataStream::new(response.into_body());
         futures_util::stream::unfold(Some(chunks), move |state| {
             let provider = provider.clone();
             async move {
@@ -562,29 +586,43 @@ impl Provider {
         .boxed()
     }
 
-    fn transport_error(&self, e: reqwest::Error) -> UpstreamError {
+    fn transport_error(&self, e: &hyper_util::client::legacy::Error) -> UpstreamError {
         let provider = self.name.clone();
-        let detail = error_chain(&e);
-        if e.is_timeout() {
+        let detail = error_chain(e);
+        if e.is_connect() && upstream_http::is_connect_timeout(e) {
             UpstreamError::Timeout {
                 provider,
                 phase: "connect",
             }
-        } else if e.is_connect() {
-            UpstreamError::Unreachable { provider, detail }
-        } else if e.is_body() || e.is_decode() {
-            UpstreamError::Protocol { provider, detail }
         } else {
-            // Connection closed before a response, TLS alert after connect, ...: nothing
-            // usable came back, which for the client is the same as unreachable.
+            // Refused or failed connect, TLS failure, connection closed before a
+            // response, ...: nothing usable came back, which for the client is the same
+            // as unreachable.
             UpstreamError::Unreachable { provider, detail }
         }
     }
 }
 
-async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Bytes {
+/// The system's trust roots (as reqwest loaded them: certificates that fail to load are
+/// skipped, and a system without any still accepts a configured `ca_bundle`).
+fn system_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::debug!(%error, "skipping a system trust root that did not load");
+    }
+    roots.add_parsable_certificates(found.certs);
+    roots
+}
+
+/// Up to `limit` bytes of an (error) response body; what cannot be read is left out.
+async fn read_bounded(response: http::Response<Incoming>, limit: usize) -> Bytes {
+    let mut body = response.into_body();
     let mut out = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
+    while let Some(Ok(frame)) = body.frame().await {
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
         let room = limit.saturating_sub(out.len());
         out.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if out.len() >= limit {
@@ -594,7 +632,7 @@ async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Bytes {
     Bytes::from(out)
 }
 
-/// The error and its sources on one line (reqwest hides the useful part in sources).
+/// The error and its sources on one line (hyper hides the useful part in sources).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();

@@ -5,6 +5,7 @@
 pub mod aws;
 mod client;
 mod error;
+mod http;
 mod mock;
 
 pub use client::{

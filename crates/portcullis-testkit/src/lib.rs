@@ -32,6 +32,7 @@ mod faults;
 mod flavor;
 pub mod gemini;
 pub mod openai;
+mod proxy;
 mod recorder;
 mod respond;
 mod server;
@@ -41,6 +42,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use faults::Fault;
+pub use proxy::{ForwardProxy, ProxiedRequest};
 pub use recorder::RecordedRequest;
 pub use server::CHUNK_DELAY_HEADER;
 

@@ -3,12 +3,13 @@
 //! `ca_bundle` (and refuses the same upstream without it).
 //!
 //! The upstream side is a small rustls TLS-terminating proxy in front of a plain
-//! `MockUpstream`.
+//! `MockUpstream`; one test reaches it through a `CONNECT` tunnel of the forward proxy that
+//! `HTTPS_PROXY` names.
 
 mod common;
 
 use common::{compat_provider, Gateway, Spec, Workdir};
-use portcullis_testkit::MockUpstream;
+use portcullis_testkit::{ForwardProxy, MockUpstream};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -203,4 +204,55 @@ async fn https_upstream_with_custom_ca_bundle() {
     assert_eq!(status, 502, "{body}");
     assert_eq!(mock.requests().len(), 2);
     proxy_task.abort();
+}
+
+#[tokio::test]
+async fn https_upstream_through_a_connect_tunnel_of_the_environment_proxy() {
+    let pki = pki();
+    let mock = MockUpstream::start().await;
+    let (tls, tls_task) = tls_proxy(&pki, mock.addr()).await;
+    let forward = ForwardProxy::start().await;
+    let wd = Workdir::new();
+    let ca = wd.write("upstream-ca.pem", &pki.ca_pem);
+    let body = format!(
+        "providers:\n{}models:\n  - name: secure\n    provider: trusted\n    upstream_model: mock-gpt\n",
+        compat_provider(
+            "trusted",
+            &format!("https://localhost:{}/v1", tls.port()),
+            &format!("    api_key: ${{E2E_TLS_KEY}}\n    ca_bundle: {}\n", ca.display())
+        ),
+    );
+    let spec = Spec::new(body)
+        .env("E2E_TLS_KEY", "sk-tls-upstream")
+        .env(
+            "HTTPS_PROXY",
+            &format!("http://tunnel-user:tunnel-pass@{}", forward.addr()),
+        )
+        .env("NO_PROXY", "");
+    let gw = Gateway::start_in(wd, spec).await;
+    let key = gw.live_key("k", &[]).await;
+
+    let (status, body) = gw.simple_chat(&key, "secure").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], "echo: hi");
+    let seen = forward.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        seen[0].request_line,
+        format!("CONNECT localhost:{} HTTP/1.1", tls.port())
+    );
+    assert_eq!(
+        seen[0].proxy_authorization.as_deref(),
+        Some("Basic dHVubmVsLXVzZXI6dHVubmVsLXBhc3M=")
+    );
+    // The certificate was checked end to end through the tunnel, and the provider key
+    // (never the proxy's credentials) reached the upstream.
+    let upstream = mock.requests();
+    assert_eq!(upstream.len(), 1);
+    assert_eq!(
+        upstream[0].header("authorization"),
+        Some("Bearer sk-tls-upstream")
+    );
+    assert_eq!(upstream[0].header("proxy-authorization"), None);
+    tls_task.abort();
 }

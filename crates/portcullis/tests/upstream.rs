@@ -1,10 +1,11 @@
 //! What reaches the upstream: the provider key from `${ENV}` (never the client's gateway
-//! key), the upstream model name, unknown fields untouched; upstream faults mapped.
+//! key), the upstream model name, unknown fields untouched; upstream faults mapped; the way
+//! through the forward proxy that `HTTP_PROXY` / `NO_PROXY` name.
 
 mod common;
 
 use common::{compat_provider, sse_data, stream_text, Gateway, Spec};
-use portcullis_testkit::MockUpstream;
+use portcullis_testkit::{ForwardProxy, MockUpstream};
 use serde_json::json;
 
 const PROVIDER_KEY: &str = "sk-e2e-provider-0123456789abcdef";
@@ -144,4 +145,56 @@ async fn upstream_faults_are_mapped() {
     let key2 = gw2.live_key("k", &[]).await;
     let (status, body) = gw2.simple_chat(&key2, "gone").await;
     assert_eq!(status, 502, "{body}");
+}
+
+#[tokio::test]
+async fn plain_http_upstream_goes_through_the_environment_proxy() {
+    let mock = MockUpstream::start().await;
+    let proxy = ForwardProxy::start().await;
+    let proxy_url = format!("http://gw-user:proxy-pass@{}", proxy.addr());
+    let gw = Gateway::start(
+        spec(&mock)
+            .env("HTTP_PROXY", &proxy_url)
+            .env("NO_PROXY", "example.invalid"),
+    )
+    .await;
+    let key = gw.live_key("client", &[]).await;
+
+    let (status, body) = gw.simple_chat(&key, "team-gpt").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], "echo: hi");
+    let seen = proxy.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    // Absolute-form request line, credentials from the proxy URL as Basic auth.
+    assert_eq!(
+        seen[0].request_line,
+        format!("POST {}/chat/completions HTTP/1.1", mock.base_url())
+    );
+    assert_eq!(
+        seen[0].proxy_authorization.as_deref(),
+        Some("Basic Z3ctdXNlcjpwcm94eS1wYXNz")
+    );
+    let upstream = mock.requests();
+    assert_eq!(upstream.len(), 1);
+    assert_eq!(
+        upstream[0].header("authorization"),
+        Some(format!("Bearer {PROVIDER_KEY}").as_str())
+    );
+
+    // NO_PROXY naming the upstream's host: straight to the upstream.
+    let direct = Gateway::start(
+        spec(&mock)
+            .env("HTTP_PROXY", &proxy_url)
+            .env("NO_PROXY", "127.0.0.1"),
+    )
+    .await;
+    let key = direct.live_key("client", &[]).await;
+    let (status, body) = direct.simple_chat(&key, "team-gpt").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(mock.requests().len(), 2);
+    assert_eq!(
+        proxy.seen().len(),
+        1,
+        "NO_PROXY host went through the proxy"
+    );
 }
