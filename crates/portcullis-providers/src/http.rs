@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Uri};
 use http_body_util::Full;
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client;
@@ -30,13 +30,16 @@ use tower_service::Service;
 const POOL_IDLE: Duration = Duration::from_secs(90);
 
 /// A pooled HTTP(S) client to providers.
-pub type UpstreamClient = Client<HttpsConnector<ProxyConnector>, Full<Bytes>>;
+pub type UpstreamClient = Client<TimedConnector, Full<Bytes>>;
+
+/// Errors of the connectors (hyper-rustls's error type).
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What an upstream client needs: trust roots and the TCP connect limit.
 pub struct ClientSettings {
     /// The system's roots plus any configured `ca_bundle` certificates.
     pub roots: rustls::RootCertStore,
-    /// Longest wait for a TCP connection (to the upstream or to the proxy).
+    /// Longest wait for a usable connection: TCP connect, proxy tunnel and TLS handshake.
     pub connect_timeout: Duration,
 }
 
@@ -51,7 +54,6 @@ pub fn build(settings: ClientSettings) -> Result<UpstreamClient, rustls::Error> 
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(settings.connect_timeout));
     let proxied = ProxyConnector {
         http,
         proxies: Arc::new(Matcher::from_env()),
@@ -61,6 +63,10 @@ pub fn build(settings: ClientSettings) -> Result<UpstreamClient, rustls::Error> 
         .https_or_http()
         .enable_all_versions()
         .wrap_connector(proxied);
+    let connector = TimedConnector {
+        inner: connector,
+        limit: settings.connect_timeout,
+    };
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE)
         .pool_timer(TokioTimer::new())
@@ -79,6 +85,35 @@ pub fn plain_proxy_authorization(url: &str) -> Option<HeaderValue> {
     Matcher::from_env().intercept(&uri)?.basic_auth().cloned()
 }
 
+/// Bounds the whole connect (TCP, proxy tunnel, TLS handshake) by the configured
+/// `timeouts.connect`; running out is an `io::ErrorKind::TimedOut` error.
+#[derive(Clone)]
+pub struct TimedConnector {
+    inner: HttpsConnector<ProxyConnector>,
+    limit: Duration,
+}
+
+impl Service<Uri> for TimedConnector {
+    type Response = MaybeHttpsStream<ProxyStream>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let connecting = self.inner.call(dst);
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connecting).await {
+                Ok(connected) => connected,
+                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out").into()),
+            }
+        })
+    }
+}
+
 /// Connects to the upstream directly, or through the proxy the environment names for it.
 #[derive(Clone)]
 pub struct ProxyConnector {
@@ -88,7 +123,7 @@ pub struct ProxyConnector {
 
 impl Service<Uri> for ProxyConnector {
     type Response = ProxyStream;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<ProxyStream, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -208,4 +243,26 @@ pub fn is_connect_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
         source = s.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timed_out_connect_is_recognized_through_the_error_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("client error (Connect)")]
+        struct Outer(#[source] BoxError);
+        let timed_out = Outer(io::Error::new(io::ErrorKind::TimedOut, "connect timed out").into());
+        assert!(is_connect_timeout(&timed_out));
+        let refused = Outer(io::Error::new(io::ErrorKind::ConnectionRefused, "refused").into());
+        assert!(!is_connect_timeout(&refused));
+    }
+
+    #[test]
+    fn proxy_addresses_in_errors_never_carry_credentials() {
+        let uri: Uri = "http://user:secret@proxy.corp:3128".parse().unwrap();
+        assert_eq!(redacted(&uri), "proxy.corp:3128");
+    }
 }
