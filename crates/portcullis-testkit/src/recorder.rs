@@ -15,6 +15,8 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// The complete request body.
     pub body: Bytes,
+    /// The HTTP version the request came over.
+    pub version: http::Version,
 }
 
 impl RecordedRequest {
@@ -39,6 +41,7 @@ impl RecordedRequest {
             path,
             headers,
             body,
+            version: parts.version,
         }
     }
 

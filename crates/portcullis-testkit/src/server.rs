@@ -1,4 +1,5 @@
-//! Accept loop and per-request dispatch (hyper HTTP/1.1, one abortable task per connection).
+//! Accept loop and per-request dispatch (hyper HTTP/1.1, or HTTP/2 with prior knowledge as
+//! behind a TLS terminator that negotiated `h2`; one abortable task per connection).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,9 +10,9 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -110,10 +111,9 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
     let kill: Kill = Arc::new(Notify::new());
     let svc_kill = kill.clone();
     let service = service_fn(move |req| handle(shared.clone(), svc_kill.clone(), req));
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
     // Dropping the connection future drops the socket: the peer sees the connection close
     // with no (further) response bytes.
     tokio::select! {

@@ -123,8 +123,13 @@ async fn serve_refuses_unreadable_tls_files() {
     assert!(stderr.contains("missing.pem"), "{stderr}");
 }
 
-/// Accepts TLS with the leaf certificate and forwards the plaintext to `target`.
-async fn tls_proxy(pki: &Pki, target: SocketAddr) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+/// Accepts TLS with the leaf certificate, offering the ALPN protocols `alpn`, and forwards
+/// the plaintext to `target`.
+async fn tls_proxy(
+    pki: &Pki,
+    target: SocketAddr,
+    alpn: &[&[u8]],
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.leaf_key_der.clone()));
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -134,6 +139,8 @@ async fn tls_proxy(pki: &Pki, target: SocketAddr) -> (SocketAddr, tokio::task::J
     .with_no_client_auth()
     .with_single_cert(vec![pki.leaf_der.clone()], key)
     .unwrap();
+    let mut config = config;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -161,7 +168,7 @@ async fn tls_proxy(pki: &Pki, target: SocketAddr) -> (SocketAddr, tokio::task::J
 async fn https_upstream_with_custom_ca_bundle() {
     let pki = pki();
     let mock = MockUpstream::start().await;
-    let (proxy, proxy_task) = tls_proxy(&pki, mock.addr()).await;
+    let (proxy, proxy_task) = tls_proxy(&pki, mock.addr(), &[]).await;
     let wd = Workdir::new();
     let ca = wd.write("upstream-ca.pem", &pki.ca_pem);
     // Same HTTPS endpoint twice: once trusting the test CA, once with the default roots.
@@ -210,7 +217,7 @@ async fn https_upstream_with_custom_ca_bundle() {
 async fn https_upstream_through_a_connect_tunnel_of_the_environment_proxy() {
     let pki = pki();
     let mock = MockUpstream::start().await;
-    let (tls, tls_task) = tls_proxy(&pki, mock.addr()).await;
+    let (tls, tls_task) = tls_proxy(&pki, mock.addr(), &[]).await;
     let forward = ForwardProxy::start().await;
     let wd = Workdir::new();
     let ca = wd.write("upstream-ca.pem", &pki.ca_pem);
@@ -254,5 +261,48 @@ async fn https_upstream_through_a_connect_tunnel_of_the_environment_proxy() {
         Some("Bearer sk-tls-upstream")
     );
     assert_eq!(upstream[0].header("proxy-authorization"), None);
+    tls_task.abort();
+}
+
+#[tokio::test]
+async fn https_upstream_offering_http2_is_spoken_to_in_http2() {
+    let pki = pki();
+    let mock = MockUpstream::start().await;
+    let (tls, tls_task) = tls_proxy(&pki, mock.addr(), &[b"h2", b"http/1.1"]).await;
+    let wd = Workdir::new();
+    let ca = wd.write("upstream-ca.pem", &pki.ca_pem);
+    let body =
+        format!(
+        "providers:\n{}models:\n  - name: secure\n    provider: h2\n    upstream_model: mock-gpt\n",
+        compat_provider(
+            "h2",
+            &format!("https://localhost:{}/v1", tls.port()),
+            &format!("    api_key: ${{E2E_TLS_KEY}}\n    ca_bundle: {}\n", ca.display())
+        ),
+    );
+    let gw = Gateway::start_in(wd, Spec::new(body).env("E2E_TLS_KEY", "sk-tls-upstream")).await;
+    let key = gw.live_key("k", &[]).await;
+
+    let (status, body) = gw.simple_chat(&key, "secure").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], "echo: hi");
+    let r = gw
+        .chat(
+            &key,
+            serde_json::json!({"model": "secure", "stream": true,
+                "messages": [{"role": "user", "content": "x y"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(common::stream_text(&r.text().await.unwrap()), "echo: x y");
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 2);
+    for request in &seen {
+        assert_eq!(request.version, reqwest::Version::HTTP_2);
+        assert_eq!(
+            request.header("authorization"),
+            Some("Bearer sk-tls-upstream")
+        );
+    }
     tls_task.abort();
 }
