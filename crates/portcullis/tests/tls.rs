@@ -196,15 +196,7 @@ async fn https_upstream_with_custom_ca_bundle() {
     );
 
     // Streaming through TLS as well.
-    let r = gw
-        .chat(
-            &key,
-            serde_json::json!({"model": "secure", "stream": true,
-                "messages": [{"role": "user", "content": "x y"}]}),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(common::stream_text(&r.text().await.unwrap()), "echo: x y");
+    assert_streams_through(&gw, &key, "secure").await;
 
     // Without the CA bundle the certificate is not trusted: no request reaches the mock.
     let (status, body) = gw.simple_chat(&key, "insecure").await;
@@ -221,14 +213,7 @@ async fn https_upstream_through_a_connect_tunnel_of_the_environment_proxy() {
     let forward = ForwardProxy::start().await;
     let wd = Workdir::new();
     let ca = wd.write("upstream-ca.pem", &pki.ca_pem);
-    let body = format!(
-        "providers:\n{}models:\n  - name: secure\n    provider: trusted\n    upstream_model: mock-gpt\n",
-        compat_provider(
-            "trusted",
-            &format!("https://localhost:{}/v1", tls.port()),
-            &format!("    api_key: ${{E2E_TLS_KEY}}\n    ca_bundle: {}\n", ca.display())
-        ),
-    );
+    let body = secure_upstream_config(tls.port(), &ca);
     let spec = Spec::new(body)
         .env("E2E_TLS_KEY", "sk-tls-upstream")
         .env(
@@ -271,30 +256,14 @@ async fn https_upstream_offering_http2_is_spoken_to_in_http2() {
     let (tls, tls_task) = tls_proxy(&pki, mock.addr(), &[b"h2", b"http/1.1"]).await;
     let wd = Workdir::new();
     let ca = wd.write("upstream-ca.pem", &pki.ca_pem);
-    let body =
-        format!(
-        "providers:\n{}models:\n  - name: secure\n    provider: h2\n    upstream_model: mock-gpt\n",
-        compat_provider(
-            "h2",
-            &format!("https://localhost:{}/v1", tls.port()),
-            &format!("    api_key: ${{E2E_TLS_KEY}}\n    ca_bundle: {}\n", ca.display())
-        ),
-    );
+    let body = secure_upstream_config(tls.port(), &ca);
     let gw = Gateway::start_in(wd, Spec::new(body).env("E2E_TLS_KEY", "sk-tls-upstream")).await;
     let key = gw.live_key("k", &[]).await;
 
     let (status, body) = gw.simple_chat(&key, "secure").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["choices"][0]["message"]["content"], "echo: hi");
-    let r = gw
-        .chat(
-            &key,
-            serde_json::json!({"model": "secure", "stream": true,
-                "messages": [{"role": "user", "content": "x y"}]}),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(common::stream_text(&r.text().await.unwrap()), "echo: x y");
+    assert_streams_through(&gw, &key, "secure").await;
     let seen = mock.requests();
     assert_eq!(seen.len(), 2);
     for request in &seen {
@@ -305,4 +274,30 @@ async fn https_upstream_offering_http2_is_spoken_to_in_http2() {
         );
     }
     tls_task.abort();
+}
+
+/// A gateway config with one model, `secure`, on the HTTPS upstream at `localhost:port`
+/// trusting the CA in `ca` and sending the key from `E2E_TLS_KEY`.
+fn secure_upstream_config(port: u16, ca: &std::path::Path) -> String {
+    format!(
+        "providers:\n{}models:\n  - name: secure\n    provider: trusted\n    upstream_model: mock-gpt\n",
+        compat_provider(
+            "trusted",
+            &format!("https://localhost:{port}/v1"),
+            &format!("    api_key: ${{E2E_TLS_KEY}}\n    ca_bundle: {}\n", ca.display())
+        ),
+    )
+}
+
+/// A streamed chat on `model` comes back whole.
+async fn assert_streams_through(gw: &Gateway, key: &str, model: &str) {
+    let r = gw
+        .chat(
+            key,
+            serde_json::json!({"model": model, "stream": true,
+                "messages": [{"role": "user", "content": "x y"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(common::stream_text(&r.text().await.unwrap()), "echo: x y");
 }

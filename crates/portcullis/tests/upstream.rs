@@ -151,18 +151,24 @@ async fn upstream_faults_are_mapped() {
 async fn plain_http_upstream_goes_through_the_environment_proxy() {
     let mock = MockUpstream::start().await;
     let proxy = ForwardProxy::start().await;
-    let proxy_url = format!("http://gw-user:proxy-pass@{}", proxy.addr());
-    let gw = Gateway::start(
-        spec(&mock)
-            .env("HTTP_PROXY", &proxy_url)
-            .env("NO_PROXY", "example.invalid"),
-    )
-    .await;
-    let key = gw.live_key("client", &[]).await;
+    // A gateway whose environment names the proxy and `no_proxy`, and one chat through it.
+    let chat_with_no_proxy = |no_proxy: &'static str| {
+        let spec = spec(&mock)
+            .env(
+                "HTTP_PROXY",
+                &format!("http://gw-user:proxy-pass@{}", proxy.addr()),
+            )
+            .env("NO_PROXY", no_proxy);
+        async move {
+            let gw = Gateway::start(spec).await;
+            let key = gw.live_key("client", &[]).await;
+            let (status, body) = gw.simple_chat(&key, "team-gpt").await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["choices"][0]["message"]["content"], "echo: hi");
+        }
+    };
 
-    let (status, body) = gw.simple_chat(&key, "team-gpt").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["choices"][0]["message"]["content"], "echo: hi");
+    chat_with_no_proxy("example.invalid").await;
     let seen = proxy.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
     // Absolute-form request line, credentials from the proxy URL as Basic auth.
@@ -182,15 +188,7 @@ async fn plain_http_upstream_goes_through_the_environment_proxy() {
     );
 
     // NO_PROXY naming the upstream's host: straight to the upstream.
-    let direct = Gateway::start(
-        spec(&mock)
-            .env("HTTP_PROXY", &proxy_url)
-            .env("NO_PROXY", "127.0.0.1"),
-    )
-    .await;
-    let key = direct.live_key("client", &[]).await;
-    let (status, body) = direct.simple_chat(&key, "team-gpt").await;
-    assert_eq!(status, 200, "{body}");
+    chat_with_no_proxy("127.0.0.1").await;
     assert_eq!(mock.requests().len(), 2);
     assert_eq!(
         proxy.seen().len(),
