@@ -27,13 +27,16 @@ pub async fn run(config_path: Option<&Path>) -> Result<ExitCode> {
     let store = Store::connect(&config.store.url)
         .await
         .with_context(|| "cannot open the store")?;
+    // Listening for the signals starts before the planes answer: a SIGTERM sent as soon as
+    // `/healthz` says 200 must drain and exit 0, not kill the process.
+    let shutdown = ShutdownSignal::listen().context("cannot listen for shutdown signals")?;
     let gateway = portcullis_server::start(&config, store).await?;
     let _ = gateway.state.config.warnings.set(loaded.warnings.clone());
     crate::cli::audit_config::record_startup(&gateway.state, config_path).await;
     if gateway.state.keys.load().is_empty() {
         tracing::info!("no API keys yet: create one with `portcullis keys create --name NAME`");
     }
-    shutdown_signal().await;
+    shutdown.received().await;
     let grace = config.server.timeouts.shutdown_grace.0;
     tracing::info!(
         grace_secs = grace.as_secs_f64(),
@@ -45,23 +48,42 @@ pub async fn run(config_path: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGTERM and SIGINT, caught from the moment [`ShutdownSignal::listen`] returns.
+#[cfg(unix)]
+struct ShutdownSignal {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl ShutdownSignal {
+    fn listen() -> std::io::Result<ShutdownSignal> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignal {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn received(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {},
+            _ = self.interrupt.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+    }
+}
+
+/// Ctrl-C, where there is no SIGTERM.
+#[cfg(not(unix))]
+struct ShutdownSignal;
+
+#[cfg(not(unix))]
+impl ShutdownSignal {
+    fn listen() -> std::io::Result<ShutdownSignal> {
+        Ok(ShutdownSignal)
+    }
+
+    async fn received(self) {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
