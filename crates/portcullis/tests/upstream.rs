@@ -7,6 +7,7 @@ mod common;
 use common::{compat_provider, sse_data, stream_text, Gateway, Spec};
 use portcullis_testkit::{ForwardProxy, MockUpstream};
 use serde_json::json;
+use std::time::Duration;
 
 const PROVIDER_KEY: &str = "sk-e2e-provider-0123456789abcdef";
 
@@ -195,4 +196,29 @@ async fn plain_http_upstream_goes_through_the_environment_proxy() {
         1,
         "NO_PROXY host went through the proxy"
     );
+}
+
+#[tokio::test]
+async fn a_proxy_of_an_unsupported_scheme_fails_closed() {
+    let mock = MockUpstream::start().await;
+    let gw = Gateway::start(
+        spec(&mock)
+            .env("HTTP_PROXY", "socks5://user:hidden-pass@127.0.0.1:1080")
+            .env("NO_PROXY", ""),
+    )
+    .await;
+    let key = gw.live_key("client", &[]).await;
+    let (status, body) = gw.simple_chat(&key, "team-gpt").await;
+    // Never around the proxy the environment demands, straight to the upstream.
+    assert_eq!(status, 502, "{body}");
+    assert!(mock.requests().is_empty());
+    // The log is written in batches by its own thread.
+    let logged = common::poll_until(Duration::from_secs(5), || async {
+        gw.stderr().contains("not an http:// proxy")
+    })
+    .await;
+    let log = gw.stderr();
+    assert!(logged.is_some(), "{log}");
+    assert!(!log.contains("hidden-pass"), "{log}");
+    assert!(!body.to_string().contains("hidden-pass"), "{body}");
 }
