@@ -169,9 +169,11 @@ impl Provider {
                 })?;
             }
         }
+        let proxies = upstream_http::Proxies::from_env();
         let client = upstream_http::build(upstream_http::ClientSettings {
             roots,
             connect_timeout: timeouts.connect.0,
+            proxies: proxies.clone(),
         })
         .map_err(|e| fail(format!("cannot build HTTP client: {e}")))?;
 
@@ -240,7 +242,7 @@ impl Provider {
             _ => None,
         };
         let base_url = config.effective_base_url().unwrap_or_default();
-        if let Some(auth) = upstream_http::plain_proxy_authorization(&base_url) {
+        if let Some(auth) = proxies.plain_authorization(&base_url) {
             headers.insert(http::header::PROXY_AUTHORIZATION, auth);
         }
         let secrets = config

@@ -35,15 +35,40 @@ pub type UpstreamClient = Client<TimedConnector, Full<Bytes>>;
 /// Errors of the connectors (hyper-rustls's error type).
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What an upstream client needs: trust roots and the TCP connect limit.
+/// What an upstream client needs: trust roots, the connect limit and the proxies.
 pub struct ClientSettings {
     /// The system's roots plus any configured `ca_bundle` certificates.
     pub roots: rustls::RootCertStore,
     /// Longest wait for a usable connection: TCP connect, proxy tunnel and TLS handshake.
     pub connect_timeout: Duration,
+    /// Which upstreams go through which proxy.
+    pub proxies: Proxies,
 }
 
-/// Builds the client; the proxy settings are read from the environment now, once.
+/// The forward proxies the environment names (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+/// `NO_PROXY`), read once.
+#[derive(Clone)]
+pub struct Proxies(Arc<Matcher>);
+
+impl Proxies {
+    /// Reads the proxy variables of the process environment.
+    pub fn from_env() -> Proxies {
+        Proxies(Arc::new(Matcher::from_env()))
+    }
+
+    /// The `Proxy-Authorization` value to send on requests to the plain-HTTP URL `url`,
+    /// when it goes through a proxy with credentials (an `https://` URL is tunnelled, and
+    /// the tunnel carries them instead).
+    pub fn plain_authorization(&self, url: &str) -> Option<HeaderValue> {
+        let uri: Uri = url.parse().ok()?;
+        if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
+            return None;
+        }
+        self.0.intercept(&uri)?.basic_auth().cloned()
+    }
+}
+
+/// Builds the client.
 pub fn build(settings: ClientSettings) -> Result<UpstreamClient, rustls::Error> {
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -56,7 +81,7 @@ pub fn build(settings: ClientSettings) -> Result<UpstreamClient, rustls::Error> 
     http.set_nodelay(true);
     let proxied = ProxyConnector {
         http,
-        proxies: Arc::new(Matcher::from_env()),
+        proxies: settings.proxies.0,
     };
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
@@ -72,17 +97,6 @@ pub fn build(settings: ClientSettings) -> Result<UpstreamClient, rustls::Error> 
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .build(connector))
-}
-
-/// The `Proxy-Authorization` value to send on requests to the plain-HTTP URL `url`, when
-/// the environment routes it through a proxy with credentials (an `https://` URL is
-/// tunnelled, and the tunnel carries them instead).
-pub fn plain_proxy_authorization(url: &str) -> Option<HeaderValue> {
-    let uri: Uri = url.parse().ok()?;
-    if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
-        return None;
-    }
-    Matcher::from_env().intercept(&uri)?.basic_auth().cloned()
 }
 
 /// Bounds the whole connect (TCP, proxy tunnel, TLS handshake) by the configured
