@@ -22,6 +22,14 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long acquiring a pooled connection may take, including (re)connecting.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Opens of a SQLite file tried before "database is locked" is an error (see `connect_sqlite`).
+const SQLITE_OPEN_ATTEMPTS: u32 = 5;
+
+/// SQLITE_BUSY ("database is locked").
+fn is_sqlite_busy(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("5"))
+}
+
 impl Store {
     /// Opens (creating when needed) and migrates the store named by `url`.
     ///
@@ -85,10 +93,22 @@ async fn connect_sqlite(url: &str, lower: &str) -> Result<Store> {
             .idle_timeout(None)
             .max_lifetime(None);
     }
-    let pool = pool_options
-        .connect_with(options)
-        .await
-        .map_err(|e| connect_error("sqlite", url, &e))?;
+    // Opening a fresh file switches it to WAL, which upgrades a read lock to a write lock.
+    // When another process is doing the same, SQLite answers "database is locked" at once
+    // instead of waiting (a waiting upgrade could deadlock), so the busy timeout does not
+    // apply: the open is retried a few times instead.
+    let mut attempt = 1;
+    let pool = loop {
+        match pool_options.clone().connect_with(options.clone()).await {
+            Ok(pool) => break pool,
+            Err(e) if attempt < SQLITE_OPEN_ATTEMPTS && is_sqlite_busy(&e) => {
+                tracing::debug!(error = %e, attempt, "sqlite open found the file locked, retrying");
+                tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(connect_error("sqlite", url, &e)),
+        }
+    };
 
     // Two processes opening a fresh file at the same moment can race on the
     // first migration (SQLite has no migration lock): the loser fails with
