@@ -81,7 +81,13 @@ async fn handle(
     crate::request_log::capture_bodies(state, &key, &note, &bytes);
     let head = PassthroughRequest::parse(&bytes).map_err(GatewayError::from)?;
     head.require("messages", true).map_err(GatewayError::from)?;
-    let route = resolve_routed(state, &key, &head.model, headers, head.get("metadata"))?;
+    let route = resolve_routed(
+        state,
+        &key,
+        &head.model,
+        headers,
+        head.get("metadata").as_ref(),
+    )?;
     let primary = route.primary().provider.clone();
     note.route(&head.model, &primary.name);
     crate::otel::request(&note, Operation::Chat, &route.model, &head);

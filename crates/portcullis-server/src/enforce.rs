@@ -372,7 +372,7 @@ fn estimate_tokens(request: Option<&PassthroughRequest>) -> u64 {
     let mut text = String::new();
     for field in ["messages", "system", "input", "prompt"] {
         if let Some(v) = r.get(field) {
-            collect_text(v, &mut text);
+            collect_text(&v, &mut text);
         }
     }
     portcullis_policy::tokens::estimate_prompt_tokens(&text) + completion_part(request)
@@ -387,7 +387,7 @@ fn completion_part(request: Option<&PassthroughRequest>) -> u64 {
         .and_then(|r| {
             ["max_completion_tokens", "max_tokens", "max_output_tokens"]
                 .iter()
-                .find_map(|f| r.get(f).and_then(Value::as_u64))
+                .find_map(|f| r.get(f).as_ref().and_then(Value::as_u64))
         })
         .unwrap_or(DEFAULT_COMPLETION_ESTIMATE)
 }

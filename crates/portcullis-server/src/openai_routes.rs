@@ -91,7 +91,13 @@ async fn passthrough(
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Result<Response, GatewayError> {
-    let route = resolve_routed(state, key, &request.model, headers, request.get("metadata"))?;
+    let route = resolve_routed(
+        state,
+        key,
+        &request.model,
+        headers,
+        request.get("metadata").as_ref(),
+    )?;
     let primary = route.primary().provider.clone();
     note.route(&request.model, &primary.name);
     crate::otel::request(&note, op, &route.model, request);

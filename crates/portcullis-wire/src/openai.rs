@@ -3,10 +3,16 @@
 
 use crate::WireError;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// A client's JSON request body whose `model` the gateway must read and rewrite, keeping
 /// every other field as sent (unknown fields round-trip to OpenAI-family upstreams).
+///
+/// Only the top level is parsed: each field's value is kept as the client's own JSON text
+/// (validated, not turned into a tree), so reading a body and writing it upstream with
+/// another `model` costs one scan and a copy, and untouched fields reach the upstream
+/// byte for byte. The few fields the gateway reads are parsed on demand ([`Self::get`]).
 #[derive(Debug, Clone)]
 pub struct PassthroughRequest {
     /// The public model name the client asked for.
@@ -15,13 +21,60 @@ pub struct PassthroughRequest {
     pub stream: bool,
     /// The client itself asked for a final usage chunk (`stream_options.include_usage`).
     pub client_wants_usage: bool,
-    fields: Map<String, Value>,
+    fields: RawFields,
+}
+
+/// The top-level fields of a JSON object in order, each value as its JSON text; a key sent
+/// twice keeps its first place and its last value (as a JSON object map would).
+#[derive(Debug, Clone, Default)]
+struct RawFields(Vec<(String, Box<RawValue>)>);
+
+impl RawFields {
+    fn get(&self, key: &str) -> Option<&RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+}
+
+impl<'de> Deserialize<'de> for RawFields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawFields, A::Error> {
+                let mut fields: Vec<(String, Box<RawValue>)> =
+                    Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
+                    match fields.iter_mut().find(|(k, _)| *k == key) {
+                        Some(slot) => slot.1 = value,
+                        None => fields.push((key, value)),
+                    }
+                }
+                Ok(RawFields(fields))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// Parses one field's JSON text (already validated by the body's parse).
+fn parse_raw<T: serde::de::DeserializeOwned>(raw: &RawValue) -> Option<T> {
+    serde_json::from_str(raw.get()).ok()
 }
 
 impl PassthroughRequest {
     /// Parses a body that must be a JSON object with a string `model`.
     pub fn parse(body: &[u8]) -> Result<PassthroughRequest, WireError> {
-        let fields: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
+        let fields: RawFields = serde_json::from_slice(body).map_err(|e| {
             let message = if e.is_data() {
                 "request body must be a JSON object".to_string()
             } else {
@@ -33,13 +86,15 @@ impl PassthroughRequest {
             }
         })?;
         let model = match fields.get("model") {
-            Some(Value::String(m)) if !m.is_empty() => m.clone(),
-            Some(_) => {
-                return Err(WireError::field(
-                    "model",
-                    "'model' must be a non-empty string",
-                ))
-            }
+            Some(raw) => match parse_raw::<String>(raw) {
+                Some(m) if !m.is_empty() => m,
+                _ => {
+                    return Err(WireError::field(
+                        "model",
+                        "'model' must be a non-empty string",
+                    ))
+                }
+            },
             None => {
                 return Err(WireError::field(
                     "model",
@@ -47,15 +102,15 @@ impl PassthroughRequest {
                 ))
             }
         };
-        let stream = match fields.get("stream") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(WireError::field("stream", "'stream' must be a boolean")),
+        let stream = match fields.get("stream").map(parse_raw::<Option<bool>>) {
+            None => false,
+            Some(Some(b)) => b.unwrap_or(false),
+            Some(None) => return Err(WireError::field("stream", "'stream' must be a boolean")),
         };
         let client_wants_usage = fields
             .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
+            .and_then(parse_raw::<Value>)
+            .and_then(|o| o.get("include_usage").and_then(Value::as_bool))
             .unwrap_or(false);
         Ok(PassthroughRequest {
             model,
@@ -67,16 +122,23 @@ impl PassthroughRequest {
 
     /// Checks that a required field is present (e.g. `messages` for chat, `input` for embeddings).
     pub fn require(&self, field: &str, expect_array: bool) -> Result<(), WireError> {
-        match self.fields.get(field) {
-            None | Some(Value::Null) => Err(WireError::field(
+        let text = self.fields.get(field).map(RawValue::get);
+        match text {
+            None | Some("null") => Err(WireError::field(
                 field,
                 format!("missing required parameter: '{field}'"),
             )),
-            Some(Value::Array(a)) if expect_array && a.is_empty() => Err(WireError::field(
-                field,
-                format!("'{field}' must not be empty"),
-            )),
-            Some(Value::Array(_)) => Ok(()),
+            Some(t) if t.starts_with('[') => {
+                let empty = t[1..].trim_start().starts_with(']');
+                if expect_array && empty {
+                    Err(WireError::field(
+                        field,
+                        format!("'{field}' must not be empty"),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
             Some(_) if expect_array => Err(WireError::field(
                 field,
                 format!("'{field}' must be an array"),
@@ -85,19 +147,27 @@ impl PassthroughRequest {
         }
     }
 
-    /// A field as sent by the client.
-    pub fn get(&self, field: &str) -> Option<&Value> {
-        self.fields.get(field)
+    /// A field as sent by the client, parsed now (each call parses it again: read the few
+    /// fields a decision needs, not the whole body).
+    pub fn get(&self, field: &str) -> Option<Value> {
+        self.fields.get(field).and_then(parse_raw)
     }
 
     /// The fields to send upstream: the client's, with `model` replaced by the upstream name.
     pub fn upstream_fields(&self, upstream_model: &str) -> Map<String, Value> {
-        self.clone().into_upstream_fields(upstream_model)
+        let mut fields: Map<String, Value> = self
+            .fields
+            .0
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), parse_raw(v)?)))
+            .collect();
+        fields.insert("model".into(), Value::String(upstream_model.to_string()));
+        fields
     }
 
     /// The request's JSON with some top-level fields replaced (in place) or added (at the
-    /// end), exactly as `upstream_fields` plus inserts would serialize it, without copying
-    /// the fields that stay: the upstream body of a call in the client's own format.
+    /// end); every other field is written as the client sent it: the upstream body of a
+    /// call in the client's own format.
     pub fn encode_with(&self, overrides: &[(&str, &Value)]) -> Vec<u8> {
         serde_json::to_vec(&Overridden {
             fields: &self.fields,
@@ -113,9 +183,8 @@ impl PassthroughRequest {
         if !ask_stream_usage {
             return self.encode_with(&[("model", &model)]);
         }
-        let options = match self.fields.get("stream_options") {
-            Some(Value::Object(o)) => {
-                let mut o = o.clone();
+        let options = match self.get("stream_options") {
+            Some(Value::Object(mut o)) => {
                 o.insert("include_usage".into(), Value::Bool(true));
                 Value::Object(o)
             }
@@ -123,18 +192,11 @@ impl PassthroughRequest {
         };
         self.encode_with(&[("model", &model), ("stream_options", &options)])
     }
-
-    /// Like `upstream_fields`, consuming the request (no copy on the hot path).
-    pub fn into_upstream_fields(self, upstream_model: &str) -> Map<String, Value> {
-        let mut fields = self.fields;
-        fields.insert("model".into(), Value::String(upstream_model.to_string()));
-        fields
-    }
 }
 
 /// A field map serialized with overrides (see [`PassthroughRequest::encode_with`]).
 struct Overridden<'a> {
-    fields: &'a Map<String, Value>,
+    fields: &'a RawFields,
     overrides: &'a [(&'a str, &'a Value)],
 }
 
@@ -150,11 +212,14 @@ impl Serialize for Overridden<'_> {
         let added: Vec<_> = self
             .overrides
             .iter()
-            .filter(|(k, _)| !self.fields.contains_key(*k))
+            .filter(|(k, _)| !self.fields.contains(k))
             .collect();
-        let mut map = serializer.serialize_map(Some(self.fields.len() + added.len()))?;
-        for (key, value) in self.fields {
-            map.serialize_entry(key, replacing(key).unwrap_or(value))?;
+        let mut map = serializer.serialize_map(Some(self.fields.0.len() + added.len()))?;
+        for (key, raw) in &self.fields.0 {
+            match replacing(key) {
+                Some(value) => map.serialize_entry(key, value)?,
+                None => map.serialize_entry(key, raw)?,
+            }
         }
         for (key, value) in added {
             map.serialize_entry(key, value)?;
@@ -300,14 +365,15 @@ mod tests {
             br#"{"model":"pub","stream":true,"stream_options":"bogus","n":2}"#,
             br#"{"model":"pub","stream":true,"stream_options":{"include_usage":false,"z":0}}"#,
         ];
+        let as_value = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).unwrap();
         for body in bodies {
             let req = PassthroughRequest::parse(body).unwrap();
-            let plain = serde_json::to_vec(&req.upstream_fields("up/m")).unwrap();
-            assert_eq!(req.encode_upstream("up/m", false), plain);
+            let plain = Value::Object(req.upstream_fields("up/m"));
+            assert_eq!(as_value(&req.encode_upstream("up/m", false)), plain);
             let mut fields = req.upstream_fields("up/m");
             request_stream_usage(&mut fields);
-            let streamed = serde_json::to_vec(&fields).unwrap();
-            assert_eq!(req.encode_upstream("up/m", true), streamed);
+            let streamed = Value::Object(fields);
+            assert_eq!(as_value(&req.encode_upstream("up/m", true)), streamed);
         }
         let req = PassthroughRequest::parse(br#"{"model":"a","b":1}"#).unwrap();
         let extra = Value::Bool(true);
@@ -315,6 +381,38 @@ mod tests {
             req.encode_with(&[("c", &extra), ("model", &Value::from("z"))]),
             br#"{"model":"z","b":1,"c":true}"#
         );
+    }
+
+    #[test]
+    fn untouched_fields_reach_the_upstream_byte_for_byte() {
+        let body = br#"{ "model" : "pub", "messages": [ {"content": "caf\u00e9 \ud83d\ude00", "n": 1.50e2} ], "model":"again", "z" :{ } }"#;
+        let req = PassthroughRequest::parse(body).unwrap();
+        assert_eq!(req.model, "again", "a repeated key keeps its last value");
+        let out = req.encode_upstream("up", false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"model":"up","messages":[ {"content": "caf\u00e9 \ud83d\ude00", "n": 1.50e2} ],"z":{ }}"#
+        );
+        assert_eq!(req.get("z"), Some(serde_json::json!({})));
+        assert_eq!(req.get("absent"), None);
+    }
+
+    #[test]
+    fn nested_values_are_validated() {
+        for body in [
+            &br#"{"model":"m","messages":[{"a":}]}"#[..],
+            br#"{"model":"m","messages":[1,]}"#,
+            br#"{"model":"m","x":"\q"}"#,
+            br#"{"model":"m"} trailing"#,
+        ] {
+            let e = PassthroughRequest::parse(body).unwrap_err();
+            assert!(e.to_string().contains("not valid JSON"), "{e}");
+        }
+        let req =
+            PassthroughRequest::parse(br#"{"model":"m","messages":[ ],"input":null}"#).unwrap();
+        assert!(req.require("messages", true).is_err());
+        assert!(req.require("messages", false).is_ok());
+        assert!(req.require("input", false).is_err());
     }
 
     #[test]
