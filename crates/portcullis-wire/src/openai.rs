@@ -5,6 +5,7 @@ use crate::WireError;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 /// A client's JSON request body whose `model` the gateway must read and rewrite, keeping
 /// every other field as sent (unknown fields round-trip to OpenAI-family upstreams).
@@ -25,17 +26,47 @@ pub struct PassthroughRequest {
 }
 
 /// The top-level fields of a JSON object in order, each value as its JSON text; a key sent
-/// twice keeps its first place and its last value (as a JSON object map would).
+/// twice keeps its first place and its last value (as a JSON object map would). Objects
+/// with more than [`RawFields::INDEXED_FROM`] fields also get a key index, so that neither
+/// parsing nor lookups grow quadratically with a hostile body of a million keys.
 #[derive(Debug, Clone, Default)]
-struct RawFields(Vec<(String, Box<RawValue>)>);
+struct RawFields {
+    list: Vec<(String, Box<RawValue>)>,
+    index: Option<HashMap<String, usize>>,
+}
 
 impl RawFields {
+    /// Field count from which keys are looked up through a hash index.
+    const INDEXED_FROM: usize = 16;
+
+    fn position(&self, key: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(key).copied(),
+            None => self.list.iter().position(|(k, _)| k == key),
+        }
+    }
+
     fn get(&self, key: &str) -> Option<&RawValue> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
+        self.position(key).map(|i| &*self.list[i].1)
     }
 
     fn contains(&self, key: &str) -> bool {
-        self.get(key).is_some()
+        self.position(key).is_some()
+    }
+
+    fn insert(&mut self, key: String, value: Box<RawValue>) {
+        if let Some(i) = self.position(&key) {
+            self.list[i].1 = value;
+            return;
+        }
+        if let Some(index) = &mut self.index {
+            index.insert(key.clone(), self.list.len());
+        }
+        self.list.push((key, value));
+        if self.index.is_none() && self.list.len() > Self::INDEXED_FROM {
+            let index = self.list.iter().enumerate();
+            self.index = Some(index.map(|(i, (k, _))| (k.clone(), i)).collect());
+        }
     }
 }
 
@@ -51,15 +82,11 @@ impl<'de> Deserialize<'de> for RawFields {
                 self,
                 mut map: A,
             ) -> Result<RawFields, A::Error> {
-                let mut fields: Vec<(String, Box<RawValue>)> =
-                    Vec::with_capacity(map.size_hint().unwrap_or(8));
+                let mut fields = RawFields::default();
                 while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
-                    match fields.iter_mut().find(|(k, _)| *k == key) {
-                        Some(slot) => slot.1 = value,
-                        None => fields.push((key, value)),
-                    }
+                    fields.insert(key, value);
                 }
-                Ok(RawFields(fields))
+                Ok(fields)
             }
         }
         deserializer.deserialize_map(Visitor)
@@ -157,7 +184,7 @@ impl PassthroughRequest {
     pub fn upstream_fields(&self, upstream_model: &str) -> Map<String, Value> {
         let mut fields: Map<String, Value> = self
             .fields
-            .0
+            .list
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), parse_raw(v)?)))
             .collect();
@@ -214,8 +241,8 @@ impl Serialize for Overridden<'_> {
             .iter()
             .filter(|(k, _)| !self.fields.contains(k))
             .collect();
-        let mut map = serializer.serialize_map(Some(self.fields.0.len() + added.len()))?;
-        for (key, raw) in &self.fields.0 {
+        let mut map = serializer.serialize_map(Some(self.fields.list.len() + added.len()))?;
+        for (key, raw) in &self.fields.list {
             match replacing(key) {
                 Some(value) => map.serialize_entry(key, value)?,
                 None => map.serialize_entry(key, raw)?,
@@ -395,6 +422,30 @@ mod tests {
         );
         assert_eq!(req.get("z"), Some(serde_json::json!({})));
         assert_eq!(req.get("absent"), None);
+    }
+
+    #[test]
+    fn many_keys_parse_in_linear_time_and_keep_json_map_semantics() {
+        let mut body = String::from(r#"{"model":"m","#);
+        for i in 0..200_000 {
+            body.push_str(&format!(r#""k{i}":{i},"#));
+        }
+        body.push_str(r#""k7":"last","model":"final"}"#);
+        let started = std::time::Instant::now();
+        let req = PassthroughRequest::parse(body.as_bytes()).unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "parsing 200k keys took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(req.model, "final");
+        assert_eq!(req.get("k7"), Some(Value::from("last")));
+        assert_eq!(req.get("k199999"), Some(Value::from(199_999)));
+        let out: Value = serde_json::from_slice(&req.encode_upstream("up", false)).unwrap();
+        let keys: Vec<&String> = out.as_object().unwrap().keys().take(3).collect();
+        assert_eq!(keys, ["model", "k0", "k1"], "first places kept");
+        assert_eq!(out["model"], "up");
+        assert_eq!(out.as_object().unwrap().len(), 200_001);
     }
 
     #[test]
