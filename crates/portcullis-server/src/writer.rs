@@ -14,8 +14,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
-/// Most records written in one batch.
-const BATCH: usize = 2048;
+/// Most records written in one batch. A queue that reaches it wakes the writer. Smaller
+/// batches keep fewer records in memory at once: under full load 512 instead of 2048 took
+/// ~2 MiB off the gateway's peak RSS for ~4% more CPU per request (one more transaction
+/// per 512 records), measured with bench/ in interleaved runs.
+const BATCH: usize = 512;
 /// Longest a record waits before its batch is written.
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// Attempts per batch before it is reported lost.
