@@ -325,17 +325,19 @@ impl Provider {
 
     /// The upstream body of an OpenAI-format request sent to this (OpenAI-format)
     /// provider: the client's fields with the upstream model, re-encoded without copying
-    /// them; Mistral's renamed fields go through [`Provider::openai_body`].
+    /// them; Mistral's renamed fields go through [`Provider::openai_body`] (an error when
+    /// one of the client's fields does not parse).
     pub fn openai_request_body(
         &self,
         request: &portcullis_wire::openai::PassthroughRequest,
         upstream_model: &str,
         stream: bool,
-    ) -> Vec<u8> {
+    ) -> Result<Vec<u8>, portcullis_wire::WireError> {
         if self.kind == ProviderKind::Mistral {
-            return self.openai_body(request.upstream_fields(upstream_model), stream);
+            let fields = request.upstream_fields(upstream_model)?;
+            return Ok(self.openai_body(fields, stream));
         }
-        request.encode_upstream(upstream_model, stream)
+        Ok(request.encode_upstream(upstream_model, stream))
     }
 
     /// Whether this provider can serve `op` at all.

@@ -86,7 +86,7 @@ async fn handle(
         &key,
         &head.model,
         headers,
-        head.get("metadata").as_ref(),
+        head.get("metadata")?.as_ref(),
     )?;
     let primary = route.primary().provider.clone();
     note.route(&head.model, &primary.name);
@@ -134,7 +134,7 @@ async fn handle(
         if same_format(inbound, provider, guarded) {
             let upstream_model = member.upstream_model.as_str();
             return Ok(match inbound {
-                Inbound::OpenAi => provider.openai_request_body(&head, upstream_model, stream),
+                Inbound::OpenAi => provider.openai_request_body(&head, upstream_model, stream)?,
                 Inbound::Anthropic => head.encode_upstream(upstream_model, false),
             });
         }

@@ -78,7 +78,10 @@ pub async fn admit(
             .shadow
             .as_ref()
             .is_some_and(|s| s.compiled.needs_token_estimate(team));
-    let mut estimate = wants_estimate.then(|| estimate_tokens(call.request));
+    let mut estimate = match wants_estimate {
+        true => Some(estimate_tokens(call.request)?),
+        false => None,
+    };
     let principal = |estimated_tokens| Principal {
         key_id: &key.id,
         user_id: key.owner.as_deref(),
@@ -143,19 +146,17 @@ pub async fn admit(
         .any(|l| matches!(l.kind, LimitKind::Tokens { .. } | LimitKind::Budget { .. }));
     let tokens = match (estimate, needs_tokens) {
         (Some(t), _) => t,
-        (None, true) => *estimate.insert(estimate_tokens(call.request)),
+        (None, true) => *estimate.insert(estimate_tokens(call.request)?),
         (None, false) => 0,
     };
-    let cost = call
-        .price
-        .map(|p| {
-            p.cost_micros(
-                prompt_part(tokens, call.request),
-                0,
-                completion_part(call.request),
-            )
-        })
-        .unwrap_or(0);
+    let cost = match call.price {
+        Some(p) => p.cost_micros(
+            prompt_part(tokens, call.request)?,
+            0,
+            completion_part(call.request)?,
+        ),
+        None => 0,
+    };
     let checks = plan(&decision.limits, tokens, cost);
     let limiter = &state.limiter;
 
@@ -366,30 +367,33 @@ fn rate_headers(statuses: &[RateStatus]) -> Vec<(HeaderName, HeaderValue)> {
     out
 }
 
-/// Estimated prompt + completion tokens of a chat body (real tokenizer on the message text).
-fn estimate_tokens(request: Option<&PassthroughRequest>) -> u64 {
-    let Some(r) = request else { return 0 };
+/// Estimated prompt + completion tokens of a chat body (real tokenizer on the message
+/// text); a read field that does not parse is the client's error, never left uncounted.
+fn estimate_tokens(request: Option<&PassthroughRequest>) -> Result<u64, GatewayError> {
+    let Some(r) = request else { return Ok(0) };
     let mut text = String::new();
     for field in ["messages", "system", "input", "prompt"] {
-        if let Some(v) = r.get(field) {
+        if let Some(v) = r.get(field)? {
             collect_text(&v, &mut text);
         }
     }
-    portcullis_policy::tokens::estimate_prompt_tokens(&text) + completion_part(request)
+    Ok(portcullis_policy::tokens::estimate_prompt_tokens(&text) + completion_part(request)?)
 }
 
-fn prompt_part(total: u64, request: Option<&PassthroughRequest>) -> u64 {
-    total.saturating_sub(completion_part(request))
+fn prompt_part(total: u64, request: Option<&PassthroughRequest>) -> Result<u64, GatewayError> {
+    Ok(total.saturating_sub(completion_part(request)?))
 }
 
-fn completion_part(request: Option<&PassthroughRequest>) -> u64 {
-    request
-        .and_then(|r| {
-            ["max_completion_tokens", "max_tokens", "max_output_tokens"]
-                .iter()
-                .find_map(|f| r.get(f).as_ref().and_then(Value::as_u64))
-        })
-        .unwrap_or(DEFAULT_COMPLETION_ESTIMATE)
+fn completion_part(request: Option<&PassthroughRequest>) -> Result<u64, GatewayError> {
+    let Some(r) = request else {
+        return Ok(DEFAULT_COMPLETION_ESTIMATE);
+    };
+    for field in ["max_completion_tokens", "max_tokens", "max_output_tokens"] {
+        if let Some(n) = r.get(field)?.as_ref().and_then(Value::as_u64) {
+            return Ok(n);
+        }
+    }
+    Ok(DEFAULT_COMPLETION_ESTIMATE)
 }
 
 fn collect_text(v: &Value, out: &mut String) {

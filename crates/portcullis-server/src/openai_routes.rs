@@ -96,7 +96,7 @@ async fn passthrough(
         key,
         &request.model,
         headers,
-        request.get("metadata").as_ref(),
+        request.get("metadata")?.as_ref(),
     )?;
     let primary = route.primary().provider.clone();
     note.route(&request.model, &primary.name);
@@ -133,7 +133,7 @@ async fn passthrough(
             Operation::Responses => request.encode_upstream(upstream_model, false),
             _ => member
                 .provider
-                .openai_request_body(request, upstream_model, request.stream),
+                .openai_request_body(request, upstream_model, request.stream)?,
         })
     };
     let answered = Dispatch {

@@ -118,14 +118,16 @@ impl RequestTrace {
         span.set_attribute(KeyValue::new("gen_ai.operation.name", operation_name(op)));
         span.set_attribute(KeyValue::new("gen_ai.request.model", model.to_string()));
         let mut params = Vec::new();
-        let max_tokens = head
-            .get("max_tokens")
-            .or_else(|| head.get("max_completion_tokens"))
+        // Span attributes only: a field that does not parse is left out (the request
+        // fails where the field decides something).
+        let field = |name| head.get(name).ok().flatten();
+        let max_tokens = field("max_tokens")
+            .or_else(|| field("max_completion_tokens"))
             .and_then(|v| v.as_i64());
         if let Some(n) = max_tokens {
             params.push(KeyValue::new("gen_ai.request.max_tokens", n));
         }
-        if let Some(t) = head.get("temperature").and_then(|v| v.as_f64()) {
+        if let Some(t) = field("temperature").and_then(|v| v.as_f64()) {
             params.push(KeyValue::new("gen_ai.request.temperature", t));
         }
         for kv in &params {

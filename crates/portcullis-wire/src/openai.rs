@@ -93,9 +93,13 @@ impl<'de> Deserialize<'de> for RawFields {
     }
 }
 
-/// Parses one field's JSON text (already validated by the body's parse).
-fn parse_raw<T: serde::de::DeserializeOwned>(raw: &RawValue) -> Option<T> {
-    serde_json::from_str(raw.get()).ok()
+/// Parses one field's JSON text. The body's scan checks the JSON syntax but lets through
+/// what only a full parse refuses (a lone surrogate escape, a number beyond `f64`, nesting
+/// past the parser's depth limit): a field the gateway reads must parse, so that is an
+/// error naming the field, never a field read as absent.
+fn parse_field(field: &str, raw: &RawValue) -> Result<Value, WireError> {
+    serde_json::from_str(raw.get())
+        .map_err(|e| WireError::field(field, format!("'{field}' is not valid JSON: {e}")))
 }
 
 impl PassthroughRequest {
@@ -113,8 +117,8 @@ impl PassthroughRequest {
             }
         })?;
         let model = match fields.get("model") {
-            Some(raw) => match parse_raw::<String>(raw) {
-                Some(m) if !m.is_empty() => m,
+            Some(raw) => match parse_field("model", raw)? {
+                Value::String(m) if !m.is_empty() => m,
                 _ => {
                     return Err(WireError::field(
                         "model",
@@ -129,16 +133,20 @@ impl PassthroughRequest {
                 ))
             }
         };
-        let stream = match fields.get("stream").map(parse_raw::<Option<bool>>) {
+        let stream = match fields.get("stream").map(|raw| parse_field("stream", raw)) {
             None => false,
-            Some(Some(b)) => b.unwrap_or(false),
-            Some(None) => return Err(WireError::field("stream", "'stream' must be a boolean")),
+            Some(Ok(Value::Null)) => false,
+            Some(Ok(Value::Bool(b))) => b,
+            Some(Ok(_)) => return Err(WireError::field("stream", "'stream' must be a boolean")),
+            Some(Err(e)) => return Err(e),
         };
-        let client_wants_usage = fields
-            .get("stream_options")
-            .and_then(parse_raw::<Value>)
-            .and_then(|o| o.get("include_usage").and_then(Value::as_bool))
-            .unwrap_or(false);
+        let client_wants_usage = match fields.get("stream_options") {
+            Some(raw) => parse_field("stream_options", raw)?
+                .get("include_usage")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            None => false,
+        };
         Ok(PassthroughRequest {
             model,
             stream,
@@ -175,21 +183,25 @@ impl PassthroughRequest {
     }
 
     /// A field as sent by the client, parsed now (each call parses it again: read the few
-    /// fields a decision needs, not the whole body).
-    pub fn get(&self, field: &str) -> Option<Value> {
-        self.fields.get(field).and_then(parse_raw)
+    /// fields a decision needs, not the whole body); an error when it does not parse.
+    pub fn get(&self, field: &str) -> Result<Option<Value>, WireError> {
+        self.fields
+            .get(field)
+            .map(|raw| parse_field(field, raw))
+            .transpose()
     }
 
-    /// The fields to send upstream: the client's, with `model` replaced by the upstream name.
-    pub fn upstream_fields(&self, upstream_model: &str) -> Map<String, Value> {
-        let mut fields: Map<String, Value> = self
+    /// The fields to send upstream: the client's, with `model` replaced by the upstream name;
+    /// an error when one of them does not parse.
+    pub fn upstream_fields(&self, upstream_model: &str) -> Result<Map<String, Value>, WireError> {
+        let mut fields = self
             .fields
             .list
             .iter()
-            .filter_map(|(k, v)| Some((k.clone(), parse_raw(v)?)))
-            .collect();
+            .map(|(k, v)| Ok((k.clone(), parse_field(k, v)?)))
+            .collect::<Result<Map<String, Value>, WireError>>()?;
         fields.insert("model".into(), Value::String(upstream_model.to_string()));
-        fields
+        Ok(fields)
     }
 
     /// The request's JSON with some top-level fields replaced (in place) or added (at the
@@ -210,8 +222,9 @@ impl PassthroughRequest {
         if !ask_stream_usage {
             return self.encode_with(&[("model", &model)]);
         }
+        // `parse` has checked that `stream_options` parses.
         let options = match self.get("stream_options") {
-            Some(Value::Object(mut o)) => {
+            Ok(Some(Value::Object(mut o))) => {
                 o.insert("include_usage".into(), Value::Bool(true));
                 Value::Object(o)
             }
@@ -358,7 +371,7 @@ mod tests {
         assert_eq!(req.model, "pub");
         assert!(!req.stream);
         req.require("messages", true).unwrap();
-        let out = Value::Object(req.upstream_fields("up"));
+        let out = Value::Object(req.upstream_fields("up").unwrap());
         assert_eq!(out["model"], "up");
         assert_eq!(out["x_vendor"]["a"], 1);
         assert_eq!(out["temperature"], 0.2);
@@ -372,7 +385,7 @@ mod tests {
         )
         .unwrap();
         assert!(req.stream && !req.client_wants_usage);
-        let mut fields = req.upstream_fields("m");
+        let mut fields = req.upstream_fields("m").unwrap();
         request_stream_usage(&mut fields);
         let out = Value::Object(fields);
         assert_eq!(out["stream_options"]["include_usage"], true);
@@ -395,9 +408,9 @@ mod tests {
         let as_value = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).unwrap();
         for body in bodies {
             let req = PassthroughRequest::parse(body).unwrap();
-            let plain = Value::Object(req.upstream_fields("up/m"));
+            let plain = Value::Object(req.upstream_fields("up/m").unwrap());
             assert_eq!(as_value(&req.encode_upstream("up/m", false)), plain);
-            let mut fields = req.upstream_fields("up/m");
+            let mut fields = req.upstream_fields("up/m").unwrap();
             request_stream_usage(&mut fields);
             let streamed = Value::Object(fields);
             assert_eq!(as_value(&req.encode_upstream("up/m", true)), streamed);
@@ -420,8 +433,8 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"{"model":"up","messages":[ {"content": "caf\u00e9 \ud83d\ude00", "n": 1.50e2} ],"z":{ }}"#
         );
-        assert_eq!(req.get("z"), Some(serde_json::json!({})));
-        assert_eq!(req.get("absent"), None);
+        assert_eq!(req.get("z").unwrap(), Some(serde_json::json!({})));
+        assert_eq!(req.get("absent").unwrap(), None);
     }
 
     #[test]
@@ -439,13 +452,35 @@ mod tests {
             started.elapsed()
         );
         assert_eq!(req.model, "final");
-        assert_eq!(req.get("k7"), Some(Value::from("last")));
-        assert_eq!(req.get("k199999"), Some(Value::from(199_999)));
+        assert_eq!(req.get("k7").unwrap(), Some(Value::from("last")));
+        assert_eq!(req.get("k199999").unwrap(), Some(Value::from(199_999)));
         let out: Value = serde_json::from_slice(&req.encode_upstream("up", false)).unwrap();
         let keys: Vec<&String> = out.as_object().unwrap().keys().take(3).collect();
         assert_eq!(keys, ["model", "k0", "k1"], "first places kept");
         assert_eq!(out["model"], "up");
         assert_eq!(out.as_object().unwrap().len(), 200_001);
+    }
+
+    #[test]
+    fn a_read_field_that_only_the_full_parse_refuses_is_an_error_not_absent() {
+        // The raw scan accepts these; a full parse does not.
+        let body =
+            br#"{"model":"m","messages":[{"content":"\ud800 x"}],"max_tokens":1e400,"n":1e400}"#;
+        let req = PassthroughRequest::parse(body).unwrap();
+        for field in ["messages", "max_tokens"] {
+            let e = req.get(field).unwrap_err();
+            assert!(e.to_string().contains("not valid JSON"), "{e}");
+            assert_eq!(e, WireError::field(field, e.to_string()));
+        }
+        assert!(req.upstream_fields("up").is_err());
+        for body in [
+            &br#"{"model":"\ud800 x"}"#[..],
+            br#"{"model":"m","stream":1e400}"#,
+            br#"{"model":"m","stream_options":{"include_usage":1e400}}"#,
+        ] {
+            let e = PassthroughRequest::parse(body).unwrap_err();
+            assert!(e.to_string().contains("not valid JSON"), "{e}");
+        }
     }
 
     #[test]
