@@ -131,7 +131,7 @@ async fn tls_proxy(
     alpn: &[&[u8]],
 ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.leaf_key_der.clone()));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
@@ -139,7 +139,6 @@ async fn tls_proxy(
     .with_no_client_auth()
     .with_single_cert(vec![pki.leaf_der.clone()], key)
     .unwrap();
-    let mut config = config;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
