@@ -14,6 +14,16 @@ fn example_policy_validates_cleanly() {
     assert_eq!(policy.hash.len(), 64);
 }
 
+/// The benchmark's `--policy bench/policy.yaml` must keep applying as the schema evolves.
+#[test]
+fn bench_policy_validates_cleanly() {
+    let text = include_str!("../../../../bench/policy.yaml");
+    let policy = parse_policy(text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(policy.warnings.is_empty(), "{:?}", policy.warnings);
+    assert_eq!(policy.document.teams.len(), 3);
+    assert_eq!(policy.document.rate_limits.len(), 3);
+}
+
 #[test]
 fn every_problem_is_reported_with_its_path() {
     let text = r#"
