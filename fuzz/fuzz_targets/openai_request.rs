@@ -32,6 +32,7 @@ fn passthrough(data: &[u8], req: &PassthroughRequest) {
         let _ = req.get(field);
     }
     let whole_body_parses = serde_json::from_slice::<Value>(data).is_ok();
+    let parsed_fields = req.upstream_fields("upstream-model");
     for ask_stream_usage in [false, true] {
         let raw = req.encode_upstream("upstream-model", ask_stream_usage);
         let reparsed = serde_json::from_slice::<Value>(&raw);
@@ -44,7 +45,8 @@ fn passthrough(data: &[u8], req: &PassthroughRequest) {
                 String::from_utf8_lossy(&raw)
             );
         }
-        if let (Ok(mut fields), Ok(reparsed)) = (req.upstream_fields("upstream-model"), reparsed) {
+        if let (Ok(fields), Ok(reparsed)) = (&parsed_fields, reparsed) {
+            let mut fields = fields.clone();
             if ask_stream_usage {
                 request_stream_usage(&mut fields);
             }
