@@ -17,7 +17,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Makes mimalloc give freed memory back to the OS at once instead of keeping it committed
 /// for a while (by default it commits whole arenas eagerly on Linux and purges after a
 /// delay): under 256 concurrent requests that halves the gateway's resident memory, for
-/// page faults that cost ~9% of the CPU per request against a 10 ms purge delay (README).
+/// page faults that cost up to ~9% of the CPU per request against a 10 ms purge delay
+/// (measured once; later runs showed no difference above the noise, README).
 /// A `MIMALLOC_*` environment variable set by the operator wins.
 #[cfg(feature = "mimalloc")]
 fn tune_allocator() {
